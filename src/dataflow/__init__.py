@@ -1,0 +1,31 @@
+"""DataFlow: zero-config, workflow-native database framework."""
+
+from dataflow.engine import DataFlow
+from dataflow.errors import (
+    ConfigurationError,
+    DatabaseError,
+    DataFlowError,
+    IntegrityError,
+    InvalidFilterError,
+    MigrationError,
+    ModelDefinitionError,
+    NotFoundError,
+    TenantIsolationError,
+    ValidationError,
+    VersionConflictError,
+)
+
+__all__ = [
+    "ConfigurationError",
+    "DataFlow",
+    "DataFlowError",
+    "DatabaseError",
+    "IntegrityError",
+    "InvalidFilterError",
+    "MigrationError",
+    "ModelDefinitionError",
+    "NotFoundError",
+    "TenantIsolationError",
+    "ValidationError",
+    "VersionConflictError",
+]

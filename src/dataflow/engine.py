@@ -1,0 +1,175 @@
+"""DataFlow: the facade a user creates, decorates models with, and hands to workflows."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from dataflow.config import DataFlowConfig, resolve_url
+from dataflow.database import Database
+from dataflow.dberrors import wrapped
+from dataflow.errors import ConfigurationError, ModelDefinitionError
+from dataflow.models.parse import parse_model
+from dataflow.models.spec import ModelSpec
+from dataflow.records import Records
+from dataflow.schema.sync import sync_table
+from dataflow.schema.tables import build_table
+from kailash.nodes.base import Node
+from kailash.nodes.registry import NodeRegistry, default_registry
+
+log = logging.getLogger("dataflow")
+_announced_default = False
+C = TypeVar("C", bound=type)
+
+
+class DataFlow:
+    """A database plus the models defined on it; each model becomes a family of nodes.
+
+    ``DataFlow()`` uses ``DATABASE_URL`` or, without it, ``./dataflow.db`` (SQLite, WAL).
+    ``DataFlow(":memory:")`` is one in-memory SQLite database shared by every node.
+    """
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        *,
+        registry: NodeRegistry | None = None,
+        **options: Any,
+    ) -> None:
+        if database_url is not None and "database_url" in options:
+            raise ConfigurationError("database_url given twice (positionally and by keyword)")
+        if database_url is not None:
+            options["database_url"] = database_url
+        self.config = DataFlowConfig.from_options(options)
+        self.target = resolve_url(self.config.database_url)
+        if self.target.from_default:
+            _announce_default(f"./{self.target.url.database}")
+        self.database = Database(self.target, self.config)
+        self.dialect = self.target.dialect
+        self.registry = registry or default_registry
+        self.metadata = sa.MetaData()
+        self._models: dict[str, ModelSpec] = {}
+        self._records: dict[str, Records] = {}
+        self._nodes: dict[str, type[Node]] = {}
+        self._pending: set[str] = set()
+        self._schema_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<DataFlow {self.target.safe_url} models={list(self._models)}>"
+
+    # -- models ---------------------------------------------------------------------------
+
+    def model(self, cls: C) -> C:
+        """Class decorator: the class's annotations become a table and a family of nodes."""
+        from dataflow.nodes.generated import generate_nodes
+
+        spec = parse_model(cls)
+        for other in self._models.values():
+            if other.table_name == spec.table_name and other.name != spec.name:
+                raise ModelDefinitionError(
+                    f"{spec.name}: table '{spec.table_name}' already belongs to model "
+                    f"{other.name}; set __tablename__ to another name"
+                )
+        build_table(spec, self.metadata)
+        self._models[spec.name] = spec
+        self._records.pop(spec.name, None)
+        for node_cls in generate_nodes(self, spec):
+            self.registry.register(node_cls, replace=True)
+            self._nodes[node_cls.type_name] = node_cls
+        self._pending.add(spec.name)
+        cls.__dataflow__model__ = spec  # type: ignore[attr-defined]
+        return cls
+
+    @property
+    def models(self) -> Mapping[str, ModelSpec]:
+        return MappingProxyType(self._models)
+
+    def get_model(self, name: str) -> ModelSpec:
+        try:
+            return self._models[name]
+        except KeyError:
+            known = ", ".join(self._models) or "(none yet)"
+            raise ModelDefinitionError(
+                f"no model '{name}' on this DataFlow; models: {known}"
+            ) from None
+
+    @property
+    def nodes(self) -> Mapping[str, type[Node]]:
+        """Node types this instance registered, by name."""
+        return MappingProxyType(self._nodes)
+
+    def register_node(self, node_cls: type[Node], name: str | None = None) -> str:
+        """Register a custom node class (bound to this DataFlow) under ``name``."""
+        from dataflow.nodes.base import DataFlowNode
+
+        if isinstance(node_cls, type) and issubclass(node_cls, DataFlowNode):
+            node_cls.dataflow = self
+        key = self.registry.register(node_cls, name, replace=True)
+        self._nodes[key] = node_cls
+        return key
+
+    # -- schema ---------------------------------------------------------------------------
+
+    def create_tables(self) -> list[str]:
+        """Create or extend the tables of every model defined so far; return what was done."""
+        if not self._pending:
+            return []
+        done: list[str] = []
+        with self._schema_lock:
+            pending = [self._models[n] for n in self.metadata_order() if n in self._pending]
+            if not pending:
+                return done
+            with self.database.connect() as conn, wrapped("creating tables"):
+                for spec in pending:
+                    with conn.begin():
+                        done.extend(sync_table(conn, spec))
+                    self._pending.discard(spec.name)
+        for line in done:
+            log.info("DataFlow: %s", line)
+        return done
+
+    def metadata_order(self) -> list[str]:
+        """Model names in dependency order (referenced tables first)."""
+        by_table = {spec.table_name: name for name, spec in self._models.items()}
+        return [by_table[t.name] for t in self.metadata.sorted_tables if t.name in by_table]
+
+    # -- statements -----------------------------------------------------------------------
+
+    def records(self, model: str) -> Records:
+        """The statement builder for ``model`` (tables are created on first use)."""
+        if self._pending:
+            self.create_tables()
+        found = self._records.get(model)
+        if found is None:
+            found = self._records[model] = Records(self.get_model(model), self.dialect)
+        return found
+
+    @contextmanager
+    def connection(self, label: str, write: bool = True) -> Iterator[Connection]:
+        """A transactional connection whose driver errors surface as DataFlow errors."""
+        with wrapped(label), self.database.begin(write) as conn:
+            yield conn
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.database.dispose()
+
+    def __enter__(self) -> DataFlow:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _announce_default(path: str) -> None:
+    global _announced_default
+    if not _announced_default:
+        _announced_default = True
+        log.info("DataFlow: DATABASE_URL is not set; using SQLite at %s (WAL mode)", path)

@@ -1,0 +1,87 @@
+"""Every error DataFlow raises; one root, mixed with the builtin each one resembles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kailash.errors import NodeConfigurationError
+
+
+class DataFlowError(Exception):
+    """Root of DataFlow's errors."""
+
+
+class ConfigurationError(DataFlowError, ValueError):
+    """A DataFlow option or database URL is wrong."""
+
+
+class ModelDefinitionError(DataFlowError, TypeError):
+    """A ``@db.model`` class cannot become a model."""
+
+
+class ValidationError(DataFlowError, NodeConfigurationError):
+    """A node parameter or field value is refused; ``node``, ``param`` and ``field`` say where.
+
+    It is also the workflow core's ``NodeConfigurationError`` (a ``ValueError``), so code that
+    catches either sees it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        node: str | None = None,
+        param: str | None = None,
+        field: str | None = None,
+        row: int | None = None,
+    ) -> None:
+        super().__init__(message, node)
+        self.node = node
+        self.param = param
+        self.field = field
+        self.row = row
+
+
+class InvalidFilterError(ValidationError):
+    """A filter, sort or projection is malformed; ``path`` points inside it."""
+
+    def __init__(self, message: str, *, path: str = "", **where: Any) -> None:
+        super().__init__(message, **where)
+        self.path = path
+
+
+class NotFoundError(DataFlowError, LookupError):
+    """No record has the requested id (or it is outside the caller's scope)."""
+
+    def __init__(self, message: str, *, model: str = "", record_id: Any = None) -> None:
+        super().__init__(message)
+        self.model = model
+        self.record_id = record_id
+
+
+class VersionConflictError(DataFlowError):
+    """An optimistic-locking update named a version that is no longer current."""
+
+    def __init__(
+        self, message: str, *, model: str = "", record_id: Any = None, current_version: Any = None
+    ) -> None:
+        super().__init__(message)
+        self.model = model
+        self.record_id = record_id
+        self.current_version = current_version
+
+
+class TenantIsolationError(DataFlowError, PermissionError):
+    """An operation would cross tenants, or has no tenant where one is required."""
+
+
+class DatabaseError(DataFlowError):
+    """The database refused a statement; the driver's error is ``__cause__``."""
+
+
+class IntegrityError(DatabaseError):
+    """A constraint (unique, not-null, foreign key, check) refused a write."""
+
+
+class MigrationError(DataFlowError):
+    """A model and its existing table differ in a way that needs a migration."""

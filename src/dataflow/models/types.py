@@ -1,0 +1,204 @@
+"""Python annotations a model field may use: their column types and value coercion."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+UTC = dt.UTC
+
+
+class Refused(ValueError):
+    """A value cannot be coerced to a field's type; the message completes 'expects ...'."""
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Stores UTC without a zone on every backend; returns aware UTC datetimes."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(sa.DateTime())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+class ExactDecimal(TypeDecorator[decimal.Decimal]):
+    """NUMERIC on PostgreSQL, DECIMAL(38, 10) on MySQL, REAL on SQLite (15 significant digits)."""
+
+    impl = sa.Numeric
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.Float())
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(sa.Numeric(38, 10))
+        return dialect.type_descriptor(sa.Numeric())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is not None and dialect.name == "sqlite":
+            return float(value)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        if isinstance(value, float):
+            return decimal.Decimal(repr(value))
+        return value
+
+
+def _json_type() -> sa.types.TypeEngine[Any]:
+    return sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+def _string_type() -> sa.types.TypeEngine[Any]:
+    # MySQL needs a length to index a column and a binary collation to compare exactly.
+    return sa.Text().with_variant(
+        mysql.VARCHAR(255, charset="utf8mb4", collation="utf8mb4_bin"), "mysql", "mariadb"
+    )
+
+
+def _integer_type() -> sa.types.TypeEngine[Any]:
+    return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def _kind(value: Any) -> str:
+    return type(value).__name__
+
+
+def _coerce_str(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    raise Refused(f"a str, got {_kind(value)}")
+
+
+def _coerce_int(value: Any) -> int:
+    if type(value) is int:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float | decimal.Decimal) and value == int(value):
+        return int(value)
+    raise Refused(f"an int, got {_kind(value)}")
+
+
+def _coerce_float(value: Any) -> float:
+    if type(value) is float:
+        return value
+    if isinstance(value, int | float | decimal.Decimal) and not isinstance(value, bool):
+        return float(value)
+    raise Refused(f"a float, got {_kind(value)}")
+
+
+def _coerce_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise Refused(f"a bool (True or False), got {_kind(value)}")
+
+
+def parse_datetime(value: Any) -> dt.datetime:
+    """A datetime (naive means UTC) or an ISO-8601 string, as an aware UTC datetime."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise Refused("a datetime or an ISO-8601 string, got a str that is not one") from None
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+    if isinstance(value, dt.date):
+        raise Refused("a datetime, got a date; use datetime.combine(d, time()) for midnight")
+    raise Refused(f"a datetime or an ISO-8601 string, got {_kind(value)}")
+
+
+def _coerce_date(value: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        raise Refused("a date, got a datetime; use .date()")
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            raise Refused("a date or an ISO-8601 date string, got a str that is not one") from None
+    raise Refused(f"a date, got {_kind(value)}")
+
+
+def _coerce_decimal(value: Any) -> decimal.Decimal:
+    if isinstance(value, decimal.Decimal):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return decimal.Decimal(value)
+    if isinstance(value, float):
+        return decimal.Decimal(repr(value))
+    if isinstance(value, str):
+        try:
+            return decimal.Decimal(value.strip())
+        except decimal.InvalidOperation:
+            raise Refused("a Decimal, got a str that is not a number") from None
+    raise Refused(f"a Decimal, got {_kind(value)}")
+
+
+def _json_checked(kind: type) -> Callable[[Any], Any]:
+    def coerce(value: Any) -> Any:
+        if not isinstance(value, kind):
+            raise Refused(f"a {kind.__name__}, got {_kind(value)}")
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError) as exc:
+            raise Refused(f"a JSON-serialisable {kind.__name__} ({exc})") from None
+        return value
+
+    return coerce
+
+
+@dataclass(frozen=True, slots=True)
+class FieldType:
+    """How one kind of Python value is checked and stored."""
+
+    name: str
+    python: type
+    coerce: Callable[[Any], Any]
+    column: Callable[[], sa.types.TypeEngine[Any]]
+
+    @property
+    def is_json(self) -> bool:
+        return self.name in ("dict", "list")
+
+
+FIELD_TYPES: dict[type, FieldType] = {
+    str: FieldType("str", str, _coerce_str, _string_type),
+    int: FieldType("int", int, _coerce_int, _integer_type),
+    float: FieldType("float", float, _coerce_float, sa.Double),
+    bool: FieldType("bool", bool, _coerce_bool, sa.Boolean),
+    dt.datetime: FieldType("datetime", dt.datetime, parse_datetime, UTCDateTime),
+    dt.date: FieldType("date", dt.date, _coerce_date, sa.Date),
+    decimal.Decimal: FieldType("Decimal", decimal.Decimal, _coerce_decimal, ExactDecimal),
+    dict: FieldType("dict", dict, _json_checked(dict), _json_type),
+    list: FieldType("list", list, _json_checked(list), _json_type),
+}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(UTC)

@@ -1,0 +1,162 @@
+"""The base of every DataFlow node: parameter checking with errors a user can act on."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from dataflow.errors import InvalidFilterError, ValidationError
+from dataflow.models.spec import ModelSpec
+from dataflow.models.types import Refused
+from kailash.nodes.base import Node, find_template
+
+if TYPE_CHECKING:
+    from dataflow.engine import DataFlow
+
+Checker = Callable[[Any], Any]
+
+
+class DataFlowNode(Node):
+    """A node bound to one DataFlow instance (and, for generated nodes, one model)."""
+
+    dataflow: ClassVar[DataFlow]
+    model: ClassVar[ModelSpec]
+    #: Parameter name -> function that returns the checked value or raises Refused.
+    checks: ClassVar[Mapping[str, Checker]] = {}
+    #: Parameters that must be present when the node runs.
+    required_params: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def label(cls, node_id: str) -> str:
+        return f"{cls.node_type()} '{node_id}'"
+
+    @classmethod
+    def refuse(cls, node_id: str, message: str, **where: Any) -> ValidationError:
+        return ValidationError(f"{cls.label(node_id)}: {message}", node=node_id, **where)
+
+    @classmethod
+    def unknown_parameter(cls, node_id: str, name: str) -> ValidationError:
+        candidates = list(cls.checks)
+        hint = difflib.get_close_matches(name, candidates, n=1)
+        extra = f" Did you mean '{hint[0]}'?" if hint else ""
+        return cls.refuse(
+            node_id,
+            f"unknown parameter '{name}'.{cls.describe_parameters()}{extra}",
+            param=name,
+        )
+
+    @classmethod
+    def describe_parameters(cls) -> str:
+        names = ", ".join(n for n in cls.checks if n != "input")
+        return f" {cls.node_type()} takes: {names}."
+
+    @classmethod
+    def check(cls, node_id: str, inputs: Mapping[str, Any], partial: bool) -> dict[str, Any]:
+        """Validate and coerce every input; ``partial`` allows required ones to be absent."""
+        checks = cls.checks
+        out: dict[str, Any] = {}
+        for name, value in inputs.items():
+            checker = checks.get(name)
+            if checker is None:
+                if name == "input":
+                    continue
+                raise cls.unknown_parameter(node_id, name)
+            try:
+                out[name] = checker(value)
+            except Refused as exc:
+                raise cls.refuse(node_id, f"parameter '{name}' expects {exc}", param=name) from None
+            except InvalidFilterError as exc:
+                raise InvalidFilterError(
+                    f"{cls.label(node_id)}: {exc}",
+                    path=exc.path,
+                    node=node_id,
+                    param=name,
+                    field=exc.field,
+                ) from None
+        if not partial:
+            for name in cls.required_params:
+                if name not in out:
+                    raise cls.refuse(
+                        node_id,
+                        f"missing required parameter '{name}'. Set it in the node's params or "
+                        f"feed it with workflow.add_connection(source, output, '{node_id}', "
+                        f"'{name}').",
+                        param=name,
+                    )
+        return out
+
+    @classmethod
+    def validate_config(
+        cls, node_id: str, config: Mapping[str, Any], connected: frozenset[str]
+    ) -> None:
+        for name, value in config.items():
+            template = find_template(value)
+            if template:
+                raise cls.refuse(
+                    node_id,
+                    f"parameter '{name}' holds the template '{template}'. Templates are not "
+                    f"evaluated; use workflow.add_connection(source, output, '{node_id}', "
+                    f"'{name}') to pass another node's output.",
+                    param=name,
+                )
+        cls.check(node_id, config, partial=True)
+
+    def prepare(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        return self.check(self.node_id, inputs, partial=False)
+
+
+# -- reusable checkers ----------------------------------------------------------------------
+
+
+def check_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise Refused(f"a bool (True or False), got {type(value).__name__}")
+
+
+def check_count(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise Refused(f"a non-negative int, got {value!r}")
+
+
+def check_positive(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    raise Refused(f"a positive int, got {value!r}")
+
+
+def check_optional_count(value: Any) -> int | None:
+    return None if value is None else check_count(value)
+
+
+def check_choice(*choices: str) -> Checker:
+    def check(value: Any) -> str:
+        if value in choices:
+            return value
+        raise Refused(f"one of {', '.join(repr(c) for c in choices)}, got {value!r}")
+
+    return check
+
+
+def check_names(valid: Iterable[str], what: str = "field") -> Checker:
+    """A list of names drawn from ``valid`` (a single name is accepted as a one-item list)."""
+    allowed = list(valid)
+
+    def check(value: Any) -> list[str]:
+        names = [value] if isinstance(value, str) else value
+        if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+            raise Refused(f"a list of {what} names, got {type(value).__name__}")
+        for name in names:
+            if name not in allowed:
+                hint = difflib.get_close_matches(name, allowed, n=1)
+                extra = f" (did you mean '{hint[0]}'?)" if hint else ""
+                raise Refused(f"{what} names from {', '.join(allowed)}; '{name}' is not one{extra}")
+        return list(names)
+
+    return check
+
+
+def passthrough(value: Any) -> Any:
+    return value

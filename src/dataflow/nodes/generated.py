@@ -1,0 +1,140 @@
+"""Generate each model's node classes, with parameter checks derived from its fields."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from dataflow.models.spec import FieldSpec, ModelSpec
+from dataflow.models.types import Refused
+from dataflow.nodes import bulk, crud
+from dataflow.nodes.base import (
+    Checker,
+    DataFlowNode,
+    check_bool,
+    check_count,
+    check_names,
+    check_optional_count,
+)
+from dataflow.query.filters import compile_filter, compile_sort
+from kailash.nodes.base import NodeParameter
+
+if TYPE_CHECKING:
+    from dataflow.engine import DataFlow
+
+
+def field_checker(field: FieldSpec) -> Checker:
+    """Coerce a value to the field's type; None only where the field is nullable."""
+    coerce = field.type.coerce
+    if field.nullable:
+        return lambda value: None if value is None else coerce(value)
+
+    def check(value: Any) -> Any:
+        if value is None:
+            raise Refused(
+                f"a {field.type.name}; '{field.name}' is not Optional, so None is refused"
+            )
+        return coerce(value)
+
+    return check
+
+
+def _filter_checker(spec: ModelSpec) -> Checker:
+    return lambda value: compile_filter(spec, value)
+
+
+def _sort_checker(spec: ModelSpec) -> Checker:
+    return lambda value: compile_sort(spec, value)
+
+
+def _conflict_checker(spec: ModelSpec) -> Checker:
+    names = check_names(spec.fields)
+
+    def check(value: Any) -> list[str]:
+        fields = names(value)
+        if tuple(fields) not in spec.unique_sets and set(fields) not in map(set, spec.unique_sets):
+            sets = ", ".join(str(list(s)) for s in spec.unique_sets)
+            raise Refused(
+                f"a unique key of {spec.name} ({sets}); declare others in __indexes__ with "
+                "'unique': True"
+            )
+        return fields
+
+    return check
+
+
+def _soft_delete_checker(spec: ModelSpec) -> Checker:
+    def check(value: Any) -> bool:
+        value = check_bool(value)
+        if value and not spec.options.get("soft_delete"):
+            raise Refused(
+                f"False: {spec.name} has no soft delete; add 'soft_delete': True to its "
+                "__dataflow__ to keep deleted rows"
+            )
+        return value
+
+    return check
+
+
+def _params(checks: dict[str, Checker], spec: ModelSpec, required: tuple[str, ...]) -> dict:
+    params = {}
+    for name in checks:
+        field = spec.fields.get(name)
+        kind: Any = field.type.python if field is not None else object
+        params[name] = NodeParameter(name, kind, required=name in required)
+    return params
+
+
+def generate_nodes(db: DataFlow, spec: ModelSpec) -> list[type[DataFlowNode]]:
+    """The node classes of one model, bound to ``db``."""
+    pk = spec.fields[spec.primary_key]
+    pk_check = field_checker(pk)
+    values = {n: field_checker(f) for n, f in spec.writable.items()}
+    changes = {n: c for n, c in values.items() if n != spec.primary_key}
+    filter_check = _filter_checker(spec)
+    query = {
+        "filter": filter_check,
+        "sort": _sort_checker(spec),
+        "limit": check_optional_count,
+        "offset": check_count,
+        "fields": check_names(spec.fields),
+        "count_total": check_bool,
+        "include_deleted": check_bool,
+    }
+    bulk_checks = bulk.checks(spec, values, filter_check)
+
+    table: list[tuple[str, type[DataFlowNode], dict[str, Checker], tuple[str, ...]]] = [
+        ("Create", crud.CreateNode, values, tuple(spec.required)),
+        (
+            "Read",
+            crud.ReadNode,
+            {"id": pk_check, "raise_on_not_found": check_bool, "include_deleted": check_bool},
+            ("id",),
+        ),
+        ("Update", crud.UpdateNode, {"id": pk_check, **changes}, ("id",)),
+        (
+            "Delete",
+            crud.DeleteNode,
+            {"id": pk_check, "soft_delete": _soft_delete_checker(spec)},
+            ("id",),
+        ),
+        ("Upsert", crud.UpsertNode, {**values, "conflict_on": _conflict_checker(spec)}, ()),
+        ("List", crud.ListNode, query, ()),
+        ("Count", crud.CountNode, {"filter": filter_check}, ()),
+        *((name, cls, checks, ()) for name, cls, checks in bulk_checks),
+    ]
+    classes = []
+    for op, base, checks, required in table:
+        name = f"{spec.name}{op}Node"
+        attrs: dict[str, Callable[..., Any] | Any] = {
+            "dataflow": db,
+            "model": spec,
+            "checks": checks,
+            "required_params": required,
+            "parameters": _params(checks, spec, required),
+            "type_name": name,
+            "__doc__": f"{op} for the {spec.name} model ({spec.table_name}).",
+            "__module__": __name__,
+        }
+        classes.append(type(name, (base,), attrs))
+    return classes

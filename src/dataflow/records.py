@@ -1,0 +1,138 @@
+"""The statements behind the generated nodes, for one model on one database."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from dataflow.models.spec import ModelSpec
+from dataflow.models.types import utcnow
+
+_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert, "mysql": mysql.insert}
+
+
+class Records:
+    """Builds and runs one model's statements; values arrive validated and coerced."""
+
+    def __init__(self, spec: ModelSpec, dialect: str) -> None:
+        self.spec = spec
+        self.dialect = dialect
+        table = spec.t
+        self.table = table
+        self.pk = table.c[spec.primary_key]
+        self.columns = tuple(table.c)
+        self._by_id = sa.select(table).where(self.pk == sa.bindparam("_pk"))
+        self._insert = table.insert()
+        self._insert_returning = self._insert.returning(*self.columns)
+        self._delete = table.delete().where(self.pk == sa.bindparam("_pk"))
+        self._updates: dict[tuple[tuple[str, ...], bool], Any] = {}
+        self._defaults = [(n, f) for n, f in spec.fields.items() if f.has_default]
+
+    # -- single records -------------------------------------------------------------------
+
+    def insert(self, conn: Connection, values: dict[str, Any]) -> dict[str, Any]:
+        now = utcnow()
+        row = self._with_defaults(values)
+        row.setdefault("created_at", now)
+        row["updated_at"] = now
+        if conn.dialect.insert_returning:
+            return dict(conn.execute(self._insert_returning, row).mappings().one())
+        result = conn.execute(self._insert, row)
+        return self._fetch(conn, row.get(self.spec.primary_key, result.lastrowid))
+
+    def get(self, conn: Connection, pk: Any) -> dict[str, Any] | None:
+        found = conn.execute(self._by_id, {"_pk": pk}).mappings().first()
+        return dict(found) if found is not None else None
+
+    def update(self, conn: Connection, pk: Any, values: dict[str, Any]) -> dict[str, Any] | None:
+        params = dict(values)
+        params["updated_at"] = utcnow()
+        stmt = self._update_statement(tuple(params), conn.dialect.update_returning)
+        params["_pk"] = pk
+        if conn.dialect.update_returning:
+            found = conn.execute(stmt, params).mappings().first()
+            return dict(found) if found is not None else None
+        if conn.execute(stmt, params).rowcount == 0:
+            return None
+        return self.get(conn, pk)
+
+    def _update_statement(self, names: tuple[str, ...], returning: bool) -> Any:
+        key = (names, returning)
+        stmt = self._updates.get(key)
+        if stmt is None:
+            stmt = sa.update(self.table).where(self.pk == sa.bindparam("_pk"))
+            stmt = stmt.values({n: sa.bindparam(n, type_=self.table.c[n].type) for n in names})
+            if returning:
+                stmt = stmt.returning(*self.columns)
+            self._updates[key] = stmt
+        return stmt
+
+    def delete(self, conn: Connection, pk: Any) -> bool:
+        return bool(conn.execute(self._delete, {"_pk": pk}).rowcount)
+
+    def upsert(
+        self, conn: Connection, values: dict[str, Any], conflict_on: Sequence[str]
+    ) -> dict[str, Any]:
+        now = utcnow()
+        row = self._with_defaults(values)
+        row["created_at"] = now
+        row["updated_at"] = now
+        changes = {k: v for k, v in row.items() if k not in conflict_on and k != "created_at"}
+        insert: Any = _INSERTS[self.dialect](self.table).values(row)
+        if self.dialect == "mysql":
+            conn.execute(insert.on_duplicate_key_update(changes))
+            key = sa.and_(*(self.table.c[k] == row[k] for k in conflict_on))
+            return dict(conn.execute(sa.select(self.table).where(key)).mappings().one())
+        stmt = insert.on_conflict_do_update(
+            index_elements=[self.table.c[k] for k in conflict_on], set_=changes
+        ).returning(*self.columns)
+        return dict(conn.execute(stmt).mappings().one())
+
+    # -- many records ---------------------------------------------------------------------
+
+    def select(
+        self,
+        conn: Connection,
+        where: Sequence[sa.ColumnElement[bool]] = (),
+        order: Sequence[sa.ColumnElement[Any]] = (),
+        limit: int | None = None,
+        offset: int = 0,
+        fields: Sequence[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        columns = [self.table.c[f] for f in fields] if fields else self.columns
+        stmt = sa.select(*columns).where(*where)
+        if order:
+            stmt = stmt.order_by(*order)
+        if not any(self._is_pk(o) for o in order):
+            stmt = stmt.order_by(self.pk)  # a stable order, so paging never repeats a row
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        if offset:
+            stmt = stmt.offset(offset)
+        return [dict(r) for r in conn.execute(stmt).mappings()]
+
+    def count(self, conn: Connection, where: Sequence[sa.ColumnElement[bool]] = ()) -> int:
+        stmt = sa.select(sa.func.count()).select_from(self.table).where(*where)
+        return int(conn.execute(stmt).scalar_one())
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _is_pk(self, order: sa.ColumnElement[Any]) -> bool:
+        element = getattr(order, "element", order)
+        return element is self.pk
+
+    def _with_defaults(self, values: dict[str, Any]) -> dict[str, Any]:
+        row = dict(values)
+        for name, field in self._defaults:
+            if name not in row:
+                row[name] = field.default_value()
+        return row
+
+    def _fetch(self, conn: Connection, pk: Any) -> dict[str, Any]:
+        found = self.get(conn, pk)
+        assert found is not None, "a row written in this transaction is readable in it"
+        return found

@@ -1,0 +1,87 @@
+"""Bring the database in line with the models: create tables, add new nullable columns.
+
+Anything beyond additions is refused with the list of differences; migrations own it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
+from sqlalchemy.engine import Connection
+
+from dataflow.errors import MigrationError
+from dataflow.models.spec import ModelSpec
+
+
+def _describe(diff: Any) -> str:
+    if isinstance(diff, list):  # column modifications come grouped
+        return "; ".join(_describe(d) for d in diff)
+    kind = diff[0]
+    if kind in ("modify_type", "modify_nullable", "modify_default"):
+        _, _, table, column, _, old, new = diff
+        what = kind.removeprefix("modify_")
+        return f"column {table}.{column}: {what} is {old!r} in the database, {new!r} in the model"
+    if kind in ("add_column", "remove_column"):
+        column = diff[3]
+        verb = "missing from the table" if kind == "add_column" else "not in the model"
+        return f"column {diff[2]}.{column.name} is {verb}"
+    return " ".join(str(part) for part in diff)
+
+
+def _plan(conn: Connection, table: sa.Table) -> tuple[list[sa.Column[Any]], list[sa.Index], list]:
+    context = MigrationContext.configure(
+        conn,
+        opts={
+            "compare_type": True,
+            "include_name": lambda name, kind, parent: kind != "table" or name == table.name,
+        },
+    )
+    add_columns: list[sa.Column[Any]] = []
+    add_indexes: list[sa.Index] = []
+    refused: list = []
+    for diff in compare_metadata(context, table.metadata):
+        kind = diff[0] if isinstance(diff, tuple) else None
+        if kind == "add_column":
+            column = diff[3]
+            if column.nullable or column.server_default is not None:
+                add_columns.append(table.c[column.name])
+            else:
+                refused.append(diff)
+        elif kind == "add_index":
+            add_indexes.append(next(i for i in table.indexes if i.name == diff[1].name))
+        elif kind in ("remove_index", "remove_table", "add_table"):
+            continue  # indexes made outside DataFlow are left alone
+        else:
+            refused.append(diff)
+    return add_columns, add_indexes, refused
+
+
+def sync_table(conn: Connection, spec: ModelSpec) -> list[str]:
+    """Create the model's table, or add what the model added; return what was done."""
+    table = spec.t
+    if not sa.inspect(conn).has_table(table.name):
+        table.create(conn)
+        return [f"created table {table.name}"]
+    add_columns, add_indexes, refused = _plan(conn, table)
+    if refused:
+        raise MigrationError(
+            f"{spec.name}: table '{table.name}' exists and differs from the model: "
+            + "; ".join(_describe(d) for d in refused)
+            + ". Only new nullable or defaulted columns are added automatically; change the "
+            "model back or migrate the table."
+        )
+    done = []
+    ops = Operations(MigrationContext.configure(conn))
+    for column in add_columns:
+        ops.add_column(table.name, column._copy())
+        done.append(f"added column {table.name}.{column.name}")
+    for index in add_indexes:
+        ops.create_index(
+            index.name, table.name, [c.name for c in index.columns], unique=index.unique
+        )
+        done.append(f"created index {index.name}")
+    return done

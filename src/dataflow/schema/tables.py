@@ -1,0 +1,53 @@
+"""ModelSpec -> SQLAlchemy Table."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import sqlalchemy as sa
+
+from dataflow.models.spec import FieldSpec, ModelSpec
+
+
+def _server_default(field: FieldSpec) -> Any:
+    """A literal server default, so a column added to a populated table fills existing rows."""
+    if not field.has_default or field.default is None:
+        return None
+    value = field.default
+    kind = field.type.name
+    if kind == "bool":
+        return sa.true() if value else sa.false()
+    if kind in ("int", "float", "Decimal"):
+        return sa.text(str(value))
+    if kind == "str":
+        return value
+    if kind == "date":
+        return value.isoformat()
+    if kind == "datetime":
+        return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(sep=" ")
+    return json.dumps(value)
+
+
+def column_for(field: FieldSpec) -> sa.Column[Any]:
+    """The column a field is stored in."""
+    kwargs: dict[str, Any] = {"nullable": field.nullable}
+    if field.primary_key:
+        kwargs["primary_key"] = True
+        kwargs["autoincrement"] = field.autoincrement
+    server_default = _server_default(field)
+    if server_default is not None:
+        kwargs["server_default"] = server_default
+    return sa.Column(field.name, field.type.column(), **kwargs)
+
+
+def build_table(spec: ModelSpec, metadata: sa.MetaData) -> sa.Table:
+    """Create (or replace) the Table for ``spec`` in ``metadata``."""
+    if spec.table_name in metadata.tables:
+        metadata.remove(metadata.tables[spec.table_name])
+    table = sa.Table(spec.table_name, metadata, *(column_for(f) for f in spec.fields.values()))
+    for index in spec.indexes:
+        sa.Index(index.name, *(table.c[n] for n in index.fields), unique=index.unique)
+    spec.table = table
+    return table

@@ -1,0 +1,1 @@
+"""Servers built on the workflow core."""

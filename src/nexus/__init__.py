@@ -1,0 +1,1 @@
+"""Nexus: DataFlow models served over REST, CLI and MCP."""

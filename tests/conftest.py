@@ -1,0 +1,130 @@
+"""Backends for the one suite: SQLite always; PostgreSQL and MariaDB when reachable.
+
+Each test on a server gets its own schema (PostgreSQL) or database (MariaDB), dropped after,
+so runs never collide. Under ``CI=true`` an unreachable server fails the run.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+POSTGRES_URL = os.environ.get(
+    "DATAFLOW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+MYSQL_URL = os.environ.get("DATAFLOW_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+SERVERS = {"postgresql": POSTGRES_URL, "mysql": MYSQL_URL}
+
+
+def _driver_url(url: str) -> str:
+    parsed = sa.engine.make_url(url)
+    driver = {"postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql"}.get(parsed.drivername)
+    return parsed.set(drivername=driver or parsed.drivername).render_as_string(hide_password=False)
+
+
+_reachable: dict[str, str | None] = {}
+
+
+def server_problem(backend: str) -> str | None:
+    """None when the backend answers, else why not."""
+    if backend not in _reachable:
+        try:
+            engine = sa.create_engine(_driver_url(SERVERS[backend]))
+            with engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            engine.dispose()
+            _reachable[backend] = None
+        except Exception as exc:  # any failure to connect means "not reachable"
+            _reachable[backend] = f"{backend} at {SERVERS[backend]} is unreachable: {exc}"
+    return _reachable[backend]
+
+
+def require(backend: str) -> None:
+    problem = server_problem(backend)
+    if problem:
+        if IN_CI:
+            pytest.fail(f"{problem} (CI=true: reachable servers are required)")
+        pytest.skip(problem)
+
+
+@pytest.fixture(scope="session")
+def admin_engines() -> Iterator[dict[str, sa.Engine]]:
+    engines: dict[str, sa.Engine] = {}
+    yield engines
+    for engine in engines.values():
+        engine.dispose()
+
+
+def _admin(admin_engines: dict[str, sa.Engine], backend: str) -> sa.Engine:
+    if backend not in admin_engines:
+        admin_engines[backend] = sa.create_engine(
+            _driver_url(SERVERS[backend]), isolation_level="AUTOCOMMIT"
+        )
+    return admin_engines[backend]
+
+
+@pytest.fixture
+def fresh_url(request: pytest.FixtureRequest, tmp_path, admin_engines) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """A URL to an empty database of the requested backend, dropped after the test."""
+    backend = getattr(request, "param", "sqlite")
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    require(backend)
+    name = f"dft_{uuid.uuid4().hex[:12]}"
+    admin = _admin(admin_engines, backend)
+    base = sa.engine.make_url(_driver_url(SERVERS[backend]))
+    if backend == "postgresql":
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{name}"'))
+        url = base.update_query_dict({"options": f"-csearch_path={name}"})
+        try:
+            yield url.render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP SCHEMA "{name}" CASCADE'))
+    else:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+        try:
+            yield base.set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f"DROP DATABASE `{name}`"))
+
+
+BACKENDS = ["sqlite", "postgresql", "mysql"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests that ask for ``db`` or ``url`` run once per backend."""
+    if "fresh_url" in metafunc.fixturenames and "backend" in metafunc.fixturenames:
+        marks = {m.name for m in metafunc.definition.iter_markers()}
+        chosen = [
+            b for b in BACKENDS if not ({f"{o}_only" for o in BACKENDS} - {f"{b}_only"}) & marks
+        ]
+        metafunc.parametrize("fresh_url", chosen, indirect=True, ids=chosen)
+
+
+@pytest.fixture
+def backend(fresh_url: str) -> str:
+    return sa.engine.make_url(fresh_url).get_backend_name()
+
+
+@pytest.fixture
+def url(fresh_url: str, backend: str) -> str:
+    return fresh_url
+
+
+@pytest.fixture
+def db(url: str) -> Iterator[object]:
+    from dataflow import DataFlow
+
+    instance = DataFlow(url)
+    yield instance
+    instance.close()

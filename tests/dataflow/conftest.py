@@ -1,0 +1,30 @@
+"""Helpers for running DataFlow nodes in the tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from kailash import LocalRuntime, WorkflowBuilder
+
+
+def run_node(node_type: str, params: dict[str, Any] | None = None, node_id: str = "n") -> dict:
+    """Build and run a one-node workflow; return that node's output."""
+    builder = WorkflowBuilder()
+    builder.add_node(node_type, node_id, params or {})
+    results, _ = LocalRuntime().execute(builder.build())
+    return results[node_id]
+
+
+def count_rows(db: Any, table: str) -> int:
+    """What a raw SELECT COUNT(*) sees, outside DataFlow's nodes."""
+    db.create_tables()
+    with db.database.engine.connect() as conn:
+        return conn.execute(sa.text(f"SELECT COUNT(*) FROM {table}")).scalar_one()
+
+
+@pytest.fixture
+def run():
+    return run_node

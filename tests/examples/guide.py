@@ -1,0 +1,35 @@
+"""The code blocks of the user guide (docs/guide.md, a verbatim copy of the specification)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "guide.md"
+_BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+_HEADING = re.compile(r"^#+ (.*)$", re.M)
+
+
+def blocks() -> list[tuple[str, str]]:
+    """Every Python block as (the heading above it, its code), in guide order."""
+    text = GUIDE.read_text(encoding="utf-8")
+    found = []
+    for match in _BLOCK.finditer(text):
+        headings = _HEADING.findall(text, 0, match.start())
+        found.append((headings[-1].strip() if headings else "", match.group(1)))
+    return found
+
+
+def block(heading: str, index: int = 0) -> str:
+    """The code of the ``index``-th block under a heading containing ``heading``."""
+    matching = [code for title, code in blocks() if heading in title]
+    if len(matching) <= index:
+        raise LookupError(f"the guide has no block {index} under a heading with {heading!r}")
+    return matching[index]
+
+
+def run_block(heading: str, namespace: dict | None = None, index: int = 0) -> dict:
+    """Execute a guide block unchanged; return its globals."""
+    scope: dict = {"__name__": "__guide__", **(namespace or {})}
+    exec(compile(block(heading, index), f"guide:{heading}", "exec"), scope)
+    return scope
