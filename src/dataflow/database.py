@@ -37,6 +37,17 @@ def _check_driver(target: DatabaseTarget) -> None:
         ) from exc
 
 
+def _pool_options(config: DataFlowConfig) -> dict[str, Any]:
+    return {
+        "pool_size": config.pool_size,
+        "max_overflow": config.pool_max_overflow,
+        "pool_recycle": config.pool_recycle,
+        "pool_pre_ping": config.pool_pre_ping,
+        "pool_reset_on_return": config.pool_reset_on_return,
+        "pool_timeout": config.pool_timeout,
+    }
+
+
 def _sqlite_engine(target: DatabaseTarget, config: DataFlowConfig) -> Engine:
     kwargs: dict[str, Any] = {"echo": config.echo}
     connect_args: dict[str, Any] = {"check_same_thread": False, "timeout": 30}
@@ -44,14 +55,7 @@ def _sqlite_engine(target: DatabaseTarget, config: DataFlowConfig) -> Engine:
         # One connection, so every node of this instance sees the same in-memory database.
         kwargs["poolclass"] = StaticPool
     else:
-        kwargs.update(
-            pool_size=config.pool_size,
-            max_overflow=config.pool_max_overflow,
-            pool_recycle=config.pool_recycle,
-            pool_pre_ping=config.pool_pre_ping,
-            pool_reset_on_return=config.pool_reset_on_return,
-            pool_timeout=config.pool_timeout,
-        )
+        kwargs.update(_pool_options(config))
     engine = sa.create_engine(target.url, connect_args=connect_args, **kwargs)
 
     @event.listens_for(engine, "connect")
@@ -71,16 +75,7 @@ def _sqlite_engine(target: DatabaseTarget, config: DataFlowConfig) -> Engine:
 
 def _server_engine(target: DatabaseTarget, config: DataFlowConfig) -> Engine:
     _check_driver(target)
-    return sa.create_engine(
-        target.url,
-        echo=config.echo,
-        pool_size=config.pool_size,
-        max_overflow=config.pool_max_overflow,
-        pool_recycle=config.pool_recycle,
-        pool_pre_ping=config.pool_pre_ping,
-        pool_reset_on_return=config.pool_reset_on_return,
-        pool_timeout=config.pool_timeout,
-    )
+    return sa.create_engine(target.url, echo=config.echo, **_pool_options(config))
 
 
 class Database:

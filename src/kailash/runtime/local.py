@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import uuid
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from typing import Any
 
 from kailash.errors import NodeExecutionError, WorkflowValidationError
@@ -67,6 +67,39 @@ def _check_output(step: Step, output: Any) -> dict[str, Any]:
     return output
 
 
+Plan = Generator[tuple[Step, dict[str, Any]], Any, tuple[Results, str]]
+
+
+def _plan(workflow: Workflow, parameters: Mapping[str, Any] | None) -> Plan:
+    """Walk the steps: yield each node with its inputs, receive its output (or its error).
+
+    The runtimes differ only in how they call a node; this is everything else a run does.
+    """
+    if not isinstance(workflow, Workflow):
+        raise TypeError(
+            f"execute() takes a built Workflow, got {type(workflow).__name__}; "
+            "call workflow.build() first"
+        )
+    overrides = _split_parameters(workflow, parameters)
+    ctx = RunContext(uuid.uuid4().hex, parameters or {})
+    results: Results = {}
+    token = _current_run.set(ctx)
+    try:
+        with ctx.exit_stack:
+            for step in workflow.steps:
+                try:
+                    inputs = step.node.prepare(_inputs(step, results, overrides))
+                    output = yield step, inputs
+                    results[step.node_id] = _check_output(step, output)
+                except Exception as exc:
+                    raise NodeExecutionError(
+                        step.node_id, step.node.node_type(), exc, results
+                    ) from exc
+    finally:
+        _current_run.reset(token)
+    return results, ctx.run_id
+
+
 class LocalRuntime:
     """Executes workflows in the calling thread. ``execute`` returns ``(results, run_id)``."""
 
@@ -88,28 +121,18 @@ class LocalRuntime:
     def execute(
         self, workflow: Workflow, parameters: Mapping[str, Any] | None = None
     ) -> tuple[Results, str]:
-        if not isinstance(workflow, Workflow):
-            raise TypeError(
-                f"execute() takes a built Workflow, got {type(workflow).__name__}; "
-                "call workflow.build() first"
-            )
-        overrides = _split_parameters(workflow, parameters)
-        ctx = RunContext(uuid.uuid4().hex, parameters or {})
-        results: Results = {}
-        token = _current_run.set(ctx)
+        plan = _plan(workflow, parameters)
         try:
-            with ctx.exit_stack:
-                for step in workflow.steps:
-                    try:
-                        inputs = step.node.prepare(_inputs(step, results, overrides))
-                        results[step.node_id] = _check_output(step, step.node.run(**inputs))
-                    except Exception as exc:
-                        raise NodeExecutionError(
-                            step.node_id, step.node.node_type(), exc, results
-                        ) from exc
-        finally:
-            _current_run.reset(token)
-        return results, ctx.run_id
+            step, inputs = next(plan)
+            while True:
+                try:
+                    output = step.node.run(**inputs)
+                except Exception as exc:
+                    step, inputs = plan.throw(exc)
+                else:
+                    step, inputs = plan.send(output)
+        except StopIteration as done:
+            return done.value
 
 
 class AsyncLocalRuntime(LocalRuntime):
@@ -130,27 +153,21 @@ class AsyncLocalRuntime(LocalRuntime):
     ) -> tuple[Results, str]:
         if not any(_is_async(step) for step in getattr(workflow, "steps", ())):
             return await asyncio.to_thread(LocalRuntime.execute, self, workflow, parameters)
-        overrides = _split_parameters(workflow, parameters)
-        ctx = RunContext(uuid.uuid4().hex, parameters or {})
-        results: Results = {}
-        token = _current_run.set(ctx)
+        plan = _plan(workflow, parameters)
         try:
-            with ctx.exit_stack:
-                for step in workflow.steps:
-                    try:
-                        inputs = step.node.prepare(_inputs(step, results, overrides))
-                        if _is_async(step):
-                            output = await step.node.arun(**inputs)  # type: ignore[attr-defined]
-                        else:
-                            output = await asyncio.to_thread(step.node.run, **inputs)
-                        results[step.node_id] = _check_output(step, output)
-                    except Exception as exc:
-                        raise NodeExecutionError(
-                            step.node_id, step.node.node_type(), exc, results
-                        ) from exc
-        finally:
-            _current_run.reset(token)
-        return results, ctx.run_id
+            step, inputs = next(plan)
+            while True:
+                try:
+                    if _is_async(step):
+                        output = await step.node.arun(**inputs)  # type: ignore[attr-defined]
+                    else:
+                        output = await asyncio.to_thread(step.node.run, **inputs)
+                except Exception as exc:
+                    step, inputs = plan.throw(exc)
+                else:
+                    step, inputs = plan.send(output)
+        except StopIteration as done:
+            return done.value
 
 
 def _is_async(step: Step) -> bool:
