@@ -1,4 +1,8 @@
-"""The statements behind the generated nodes, for one model on one database."""
+"""The statements behind the generated nodes, for one model on one database.
+
+Every statement passes through the model's features (``dataflow.features``): reads, counts,
+updates and deletes carry their WHERE clauses, inserts and updates their stamps.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,13 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from dataflow.features.base import Scope
 from dataflow.models.spec import ModelSpec
 from dataflow.models.types import utcnow
 
 _INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert, "mysql": mysql.insert}
+
+Clauses = Sequence[sa.ColumnElement[bool]]
 
 
 class Records:
@@ -25,63 +32,86 @@ class Records:
         self.table = table
         self.pk = table.c[spec.primary_key]
         self.columns = tuple(table.c)
-        self._by_id = sa.select(table).where(self.pk == sa.bindparam("_pk"))
+        self.features = tuple(spec.features)
+        self._by_pk = self.pk == sa.bindparam("_pk")
+        self._by_id = sa.select(table).where(self._by_pk)
         self._insert = table.insert()
         self._insert_returning = self._insert.returning(*self.columns)
-        self._delete = table.delete().where(self.pk == sa.bindparam("_pk"))
+        self._delete = table.delete().where(self._by_pk)
         self._updates: dict[tuple[tuple[str, ...], bool], Any] = {}
         self._defaults = [(n, f) for n, f in spec.fields.items() if f.has_default]
 
+    # -- the pipeline ---------------------------------------------------------------------
+
+    def where(self, scope: Scope) -> list[sa.ColumnElement[bool]]:
+        """The clauses the features add to every read, count, update and delete."""
+        clauses: list[sa.ColumnElement[bool]] = []
+        for feature in self.features:
+            clauses.extend(feature.where(self.table, scope))
+        return clauses
+
+    def stamp_insert(self, values: dict[str, Any], scope: Scope) -> dict[str, Any]:
+        """A row ready to insert: defaults filled, the features' columns set."""
+        row = dict(values)
+        for name, field in self._defaults:
+            if name not in row:
+                row[name] = field.default_value()
+        now = utcnow()
+        for feature in self.features:
+            feature.on_insert(row, scope, now)
+        return row
+
+    def stamp_update(self, values: dict[str, Any], scope: Scope) -> dict[str, Any]:
+        """Changes ready to apply: the features' columns added."""
+        changes = dict(values)
+        now = utcnow()
+        for feature in self.features:
+            feature.on_update(changes, scope, now)
+        return changes
+
     # -- single records -------------------------------------------------------------------
 
-    def insert(self, conn: Connection, values: dict[str, Any]) -> dict[str, Any]:
-        now = utcnow()
-        row = self._with_defaults(values)
-        row.setdefault("created_at", now)
-        row["updated_at"] = now
+    def insert(self, conn: Connection, values: dict[str, Any], scope: Scope) -> dict[str, Any]:
+        row = self.stamp_insert(values, scope)
         if conn.dialect.insert_returning:
             return dict(conn.execute(self._insert_returning, row).mappings().one())
         result = conn.execute(self._insert, row)
-        return self._fetch(conn, row.get(self.spec.primary_key, result.lastrowid))
+        return self._fetch(conn, row.get(self.spec.primary_key, result.lastrowid), scope)
 
-    def get(self, conn: Connection, pk: Any) -> dict[str, Any] | None:
-        found = conn.execute(self._by_id, {"_pk": pk}).mappings().first()
+    def get(self, conn: Connection, pk: Any, scope: Scope) -> dict[str, Any] | None:
+        where = self.where(scope)
+        stmt = self._by_id.where(*where) if where else self._by_id
+        found = conn.execute(stmt, {"_pk": pk}).mappings().first()
         return dict(found) if found is not None else None
 
-    def update(self, conn: Connection, pk: Any, values: dict[str, Any]) -> dict[str, Any] | None:
-        params = dict(values)
-        params["updated_at"] = utcnow()
-        stmt = self._update_statement(tuple(params), conn.dialect.update_returning)
+    def update(
+        self, conn: Connection, pk: Any, values: dict[str, Any], scope: Scope
+    ) -> dict[str, Any] | None:
+        params = self.stamp_update(values, scope)
+        returning = conn.dialect.update_returning
+        stmt = self._update_statement(tuple(params), returning)
+        where = self.where(scope)
+        if where:
+            stmt = stmt.where(*where)
         params["_pk"] = pk
-        if conn.dialect.update_returning:
+        if returning:
             found = conn.execute(stmt, params).mappings().first()
             return dict(found) if found is not None else None
         if conn.execute(stmt, params).rowcount == 0:
             return None
-        return self.get(conn, pk)
+        return self.get(conn, pk, scope)
 
-    def _update_statement(self, names: tuple[str, ...], returning: bool) -> Any:
-        key = (names, returning)
-        stmt = self._updates.get(key)
-        if stmt is None:
-            stmt = sa.update(self.table).where(self.pk == sa.bindparam("_pk"))
-            stmt = stmt.values({n: sa.bindparam(n, type_=self.table.c[n].type) for n in names})
-            if returning:
-                stmt = stmt.returning(*self.columns)
-            self._updates[key] = stmt
-        return stmt
-
-    def delete(self, conn: Connection, pk: Any) -> bool:
-        return bool(conn.execute(self._delete, {"_pk": pk}).rowcount)
+    def delete(self, conn: Connection, pk: Any, scope: Scope) -> bool:
+        where = self.where(scope)
+        stmt = self._delete.where(*where) if where else self._delete
+        return bool(conn.execute(stmt, {"_pk": pk}).rowcount)
 
     def upsert(
-        self, conn: Connection, values: dict[str, Any], conflict_on: Sequence[str]
+        self, conn: Connection, values: dict[str, Any], conflict_on: Sequence[str], scope: Scope
     ) -> dict[str, Any]:
-        now = utcnow()
-        row = self._with_defaults(values)
-        row["created_at"] = now
-        row["updated_at"] = now
-        changes = {k: v for k, v in row.items() if k not in conflict_on and k != "created_at"}
+        row = self.stamp_insert(values, scope)
+        keep = set(conflict_on) | {"created_at"}
+        changes = {k: v for k, v in row.items() if k not in keep}
         insert: Any = _INSERTS[self.dialect](self.table).values(row)
         if self.dialect == "mysql":
             conn.execute(insert.on_duplicate_key_update(changes))
@@ -97,14 +127,15 @@ class Records:
     def select(
         self,
         conn: Connection,
-        where: Sequence[sa.ColumnElement[bool]] = (),
+        scope: Scope,
+        where: Clauses = (),
         order: Sequence[sa.ColumnElement[Any]] = (),
         limit: int | None = None,
         offset: int = 0,
         fields: Sequence[str] | None = None,
     ) -> list[dict[str, Any]]:
         columns = [self.table.c[f] for f in fields] if fields else self.columns
-        stmt = sa.select(*columns).where(*where)
+        stmt = sa.select(*columns).where(*where, *self.where(scope))
         if order:
             stmt = stmt.order_by(*order)
         if not any(self._is_pk(o) for o in order):
@@ -115,24 +146,29 @@ class Records:
             stmt = stmt.offset(offset)
         return [dict(r) for r in conn.execute(stmt).mappings()]
 
-    def count(self, conn: Connection, where: Sequence[sa.ColumnElement[bool]] = ()) -> int:
-        stmt = sa.select(sa.func.count()).select_from(self.table).where(*where)
+    def count(self, conn: Connection, scope: Scope, where: Clauses = ()) -> int:
+        stmt = sa.select(sa.func.count()).select_from(self.table)
+        stmt = stmt.where(*where, *self.where(scope))
         return int(conn.execute(stmt).scalar_one())
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _update_statement(self, names: tuple[str, ...], returning: bool) -> Any:
+        key = (names, returning)
+        stmt = self._updates.get(key)
+        if stmt is None:
+            stmt = sa.update(self.table).where(self._by_pk)
+            stmt = stmt.values({n: sa.bindparam(n, type_=self.table.c[n].type) for n in names})
+            if returning:
+                stmt = stmt.returning(*self.columns)
+            self._updates[key] = stmt
+        return stmt
 
     def _is_pk(self, order: sa.ColumnElement[Any]) -> bool:
         element = getattr(order, "element", order)
         return element is self.pk
 
-    def _with_defaults(self, values: dict[str, Any]) -> dict[str, Any]:
-        row = dict(values)
-        for name, field in self._defaults:
-            if name not in row:
-                row[name] = field.default_value()
-        return row
-
-    def _fetch(self, conn: Connection, pk: Any) -> dict[str, Any]:
-        found = self.get(conn, pk)
+    def _fetch(self, conn: Connection, pk: Any, scope: Scope) -> dict[str, Any]:
+        found = self.get(conn, pk, scope)
         assert found is not None, "a row written in this transaction is readable in it"
         return found

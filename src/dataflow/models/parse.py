@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import inspect
 import re
 import types
@@ -10,6 +9,7 @@ import typing
 from typing import Any
 
 from dataflow.errors import ModelDefinitionError
+from dataflow.features import Feature, Timestamps
 from dataflow.models.spec import FieldSpec, IndexSpec, ModelSpec
 from dataflow.models.types import FIELD_TYPES, FieldType
 from kailash.nodes.base import MISSING
@@ -167,8 +167,10 @@ def parse_model(cls: type) -> ModelSpec:
     for name, spec in declared.items():
         if name not in TIMESTAMPS:
             fields[name] = spec
-    for name in TIMESTAMPS:
-        fields[name] = FieldSpec(name, FIELD_TYPES[dt.datetime], managed=True)
+    features: list[Feature] = [Timestamps()]
+    for feature in features:
+        for extra in feature.fields():
+            fields[extra.name] = extra
 
     table_name = cls.__dict__.get("__tablename__") or table_name_for(model)
     if not isinstance(table_name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", table_name):
@@ -177,4 +179,6 @@ def parse_model(cls: type) -> ModelSpec:
         )
     options = _options(cls)
     indexes = _indexes(cls, fields, table_name)
-    return ModelSpec(model, cls, table_name, fields, indexes=indexes, options=options)
+    return ModelSpec(
+        model, cls, table_name, fields, indexes=indexes, options=options, features=features
+    )

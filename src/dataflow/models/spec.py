@@ -11,6 +11,8 @@ from kailash.nodes.base import MISSING
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
+    from dataflow.features.base import Feature
+
 
 @dataclass(slots=True)
 class FieldSpec:
@@ -62,6 +64,8 @@ class ModelSpec:
     primary_key: str = "id"
     indexes: list[IndexSpec] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
+    #: The statement pipeline: each option's hooks, in order.
+    features: list[Feature] = field(default_factory=list)
     table: sa.Table | None = None
 
     @property

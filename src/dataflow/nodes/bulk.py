@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from dataflow.models.spec import ModelSpec
-from dataflow.models.types import Refused, utcnow
+from dataflow.models.types import Refused
 from dataflow.nodes.base import (
     Checker,
     DataFlowNode,
@@ -89,15 +89,12 @@ class BulkCreateNode(ModelNode):
                 )
         ids: list[Any] = []
         batches = 0
+        scope = self.scope()
         with self.dataflow.connection(self.label(self.node_id)) as conn:
             for start in range(0, len(data), batch_size):
-                chunk = [records._with_defaults(r) for r in data[start : start + batch_size]]
-                now = utcnow()
-                for row in chunk:
-                    row.setdefault("created_at", now)
-                    row["updated_at"] = now
+                chunk = [records.stamp_insert(r, scope) for r in data[start : start + batch_size]]
                 if return_ids:
-                    ids.extend(records.insert(conn, row)["id"] for row in chunk)
+                    ids.extend(records.insert(conn, row, scope)["id"] for row in chunk)
                 else:
                     conn.execute(records.table.insert(), chunk)
                 batches += 1
@@ -116,7 +113,9 @@ class BulkCreateNode(ModelNode):
 class BulkUpdateNode(ModelNode):
     def run(self, filter: list, update: dict[str, Any]) -> dict[str, Any]:
         records = self.records()
-        stmt = sa.update(records.table).where(*filter).values({**update, "updated_at": utcnow()})
+        scope = self.scope()
+        changes = records.stamp_update(update, scope)
+        stmt = sa.update(records.table).where(*filter, *records.where(scope)).values(changes)
         with self.dataflow.connection(self.label(self.node_id)) as conn:
             updated = conn.execute(stmt).rowcount
         return {"processed": updated, "updated": updated}
@@ -138,7 +137,8 @@ class BulkDeleteNode(ModelNode):
             )
         records = self.records()
         with self.dataflow.connection(self.label(self.node_id)) as conn:
-            deleted = conn.execute(sa.delete(records.table).where(*(filter or []))).rowcount
+            where = [*(filter or []), *records.where(self.scope())]
+            deleted = conn.execute(sa.delete(records.table).where(*where)).rowcount
         return {"processed": deleted, "deleted": deleted, "soft": False}
 
 
@@ -153,6 +153,7 @@ class BulkUpsertNode(ModelNode):
         records: Records = self.records()
         keys = conflict_on or [self.model.primary_key]
         inserted = updated = 0
+        scope = self.scope()
         with self.dataflow.connection(self.label(self.node_id)) as conn:
             for i, row in enumerate(data):
                 missing = [k for k in keys if k not in row]
@@ -160,10 +161,12 @@ class BulkUpsertNode(ModelNode):
                     raise self.refuse(
                         self.node_id, f"row {i}: no value for conflict key {missing[0]}", row=i
                     )
-                match = sa.and_(*(records.table.c[k] == row[k] for k in keys))
+                match = sa.and_(
+                    *(records.table.c[k] == row[k] for k in keys), *records.where(scope)
+                )
                 existing = conn.execute(sa.select(records.pk).where(match)).first()
                 if existing is None:
-                    records.insert(conn, row)
+                    records.insert(conn, row, scope)
                     inserted += 1
                 else:
                     changes = {
@@ -172,7 +175,7 @@ class BulkUpsertNode(ModelNode):
                         if k not in keys and (update_fields is None or k in update_fields)
                     }
                     if changes:
-                        records.update(conn, existing[0], changes)
+                        records.update(conn, existing[0], changes, scope)
                     updated += 1
         return {"processed": len(data), "inserted": inserted, "updated": updated}
 

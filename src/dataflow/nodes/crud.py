@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from dataflow.errors import NotFoundError
+from dataflow.features.base import Scope
 from dataflow.nodes.base import DataFlowNode
 
 if TYPE_CHECKING:
@@ -16,6 +17,10 @@ class ModelNode(DataFlowNode):
 
     def records(self) -> Records:
         return self.dataflow.records(self.model.name)
+
+    def scope(self, include_deleted: bool = False) -> Scope:
+        """What this run of the node acts for (the features read it)."""
+        return Scope(self.label(self.node_id), include_deleted=include_deleted)
 
     def not_found(self, pk: Any) -> NotFoundError:
         return NotFoundError(
@@ -40,14 +45,16 @@ class CreateNode(ModelNode):
     def run(self, **values: Any) -> dict[str, Any]:
         records = self.records()
         with self.dataflow.connection(self.label(self.node_id)) as conn:
-            return records.insert(conn, values)
+            return records.insert(conn, values, self.scope())
 
 
 class ReadNode(ModelNode):
-    def run(self, id: Any, raise_on_not_found: bool = True, **_: Any) -> dict[str, Any]:
+    def run(
+        self, id: Any, raise_on_not_found: bool = True, include_deleted: bool = False
+    ) -> dict[str, Any]:
         records = self.records()
         with self.dataflow.connection(self.label(self.node_id), write=False) as conn:
-            found = records.get(conn, id)
+            found = records.get(conn, id, self.scope(include_deleted))
         if found is None:
             if raise_on_not_found:
                 raise self.not_found(id)
@@ -64,7 +71,7 @@ class UpdateNode(ModelNode):
             )
         records = self.records()
         with self.dataflow.connection(self.label(self.node_id)) as conn:
-            found = records.update(conn, id, values)
+            found = records.update(conn, id, values, self.scope())
             if found is None:
                 raise self.not_found(id)
         return found
@@ -74,7 +81,7 @@ class DeleteNode(ModelNode):
     def run(self, id: Any, soft_delete: bool = False) -> dict[str, Any]:
         records = self.records()
         with self.dataflow.connection(self.label(self.node_id)) as conn:
-            if not records.delete(conn, id):
+            if not records.delete(conn, id, self.scope()):
                 raise self.not_found(id)
         return {"id": id, "deleted": True, "soft": False}
 
@@ -98,7 +105,7 @@ class UpsertNode(ModelNode):
             )
         records = self.records()
         with self.dataflow.connection(self.label(self.node_id)) as conn:
-            return records.upsert(conn, values, conflict_on)
+            return records.upsert(conn, values, conflict_on, self.scope())
 
     def _default_conflict(self, values: dict[str, Any]) -> list[str]:
         for fields in self.model.unique_sets:
@@ -121,13 +128,14 @@ class ListNode(ModelNode):
         offset: int = 0,
         fields: list[str] | None = None,
         count_total: bool = False,
-        **_: Any,
+        include_deleted: bool = False,
     ) -> dict[str, Any]:
         records = self.records()
         where = filter or []
+        scope = self.scope(include_deleted)
         with self.dataflow.connection(self.label(self.node_id), write=False) as conn:
-            rows = records.select(conn, where, sort or [], limit, offset, fields)
-            total = records.count(conn, where) if count_total else None
+            rows = records.select(conn, scope, where, sort or [], limit, offset, fields)
+            total = records.count(conn, scope, where) if count_total else None
         return {
             "records": rows,
             "count": len(rows),
@@ -141,4 +149,4 @@ class CountNode(ModelNode):
     def run(self, filter: list | None = None) -> dict[str, Any]:
         records = self.records()
         with self.dataflow.connection(self.label(self.node_id), write=False) as conn:
-            return {"count": records.count(conn, filter or [])}
+            return {"count": records.count(conn, self.scope(), filter or [])}
