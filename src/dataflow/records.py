@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from dataflow.features.base import Scope
+from dataflow.features.base import Feature, Scope
 from dataflow.models.spec import ModelSpec
 from dataflow.models.types import utcnow
 
@@ -40,6 +40,9 @@ class Records:
         self._delete = table.delete().where(self._by_pk)
         self._updates: dict[tuple[tuple[str, ...], bool], Any] = {}
         self._defaults = [(n, f) for n, f in spec.fields.items() if f.has_default]
+        # Features with row-by-row hooks; the others only set columns shared by a whole batch.
+        self._row_inserts = [f for f in self.features if _overrides(f, "on_insert")]
+        self._row_updates = [f for f in self.features if _overrides(f, "on_update")]
 
     # -- the pipeline ---------------------------------------------------------------------
 
@@ -57,17 +60,53 @@ class Records:
             if name not in row:
                 row[name] = field.default_value()
         now = utcnow()
-        for feature in self.features:
+        for feature in self._row_inserts:
             feature.on_insert(row, scope, now)
+        for feature in self.features:
+            row.update(feature.insert_values(scope, now))
         return row
 
     def stamp_update(self, values: dict[str, Any], scope: Scope) -> dict[str, Any]:
         """Changes ready to apply: the features' columns added."""
         changes = dict(values)
         now = utcnow()
-        for feature in self.features:
+        for feature in self._row_updates:
             feature.on_update(changes, scope, now)
+        for feature in self.features:
+            changes.update(feature.update_values(scope, now))
         return changes
+
+    def stamp_insert_batch(self, rows: list[dict[str, Any]], scope: Scope) -> dict[str, Any]:
+        """``stamp_insert`` for the rows of one multi-row insert, in place, with one ``now``.
+
+        Returns the columns every row shares, for the caller to set once per statement.
+        """
+        now = utcnow()
+        for name, field in self._defaults:
+            for row in rows:
+                if name not in row:
+                    row[name] = field.default_value()
+        for feature in self._row_inserts:
+            for row in rows:
+                feature.on_insert(row, scope, now)
+        shared: dict[str, Any] = {}
+        for feature in self.features:
+            shared.update(feature.insert_values(scope, now))
+        return shared
+
+    def stamp_update_batch(self, rows: list[dict[str, Any]], scope: Scope) -> dict[str, Any]:
+        """``stamp_update`` for the changes of one multi-row update, in place, with one ``now``.
+
+        Returns the columns every row's update sets, for the caller to set once per statement.
+        """
+        now = utcnow()
+        for feature in self._row_updates:
+            for row in rows:
+                feature.on_update(row, scope, now)
+        shared: dict[str, Any] = {}
+        for feature in self.features:
+            shared.update(feature.update_values(scope, now))
+        return shared
 
     # -- single records -------------------------------------------------------------------
 
@@ -172,3 +211,7 @@ class Records:
         found = self.get(conn, pk, scope)
         assert found is not None, "a row written in this transaction is readable in it"
         return found
+
+
+def _overrides(feature: Feature, hook: str) -> bool:
+    return getattr(type(feature), hook) is not getattr(Feature, hook)

@@ -2,7 +2,10 @@
 
 Each option (timestamps, and later tenancy, soft delete, versioning, audit) is one Feature in
 one module. ``Records`` asks a model's features for extra WHERE clauses on every read, update
-and delete, and lets them stamp every inserted row and every change.
+and delete, and lets them stamp every inserted row and every change. A feature says which
+columns take one value for a whole statement (``insert_values``, ``update_values``), so that
+bulk writes set them once per batch, and which it must compute row by row (``on_insert``,
+``on_update``).
 """
 
 from __future__ import annotations
@@ -39,8 +42,16 @@ class Feature:
         """Clauses every read, count, update and delete of the model must also satisfy."""
         return []
 
+    def insert_values(self, scope: Scope, now: dt.datetime) -> dict[str, Any]:
+        """Columns set on every inserted row, the same for all rows of one statement."""
+        return {}
+
     def on_insert(self, row: dict[str, Any], scope: Scope, now: dt.datetime) -> None:
-        """Fill the feature's columns of a row about to be inserted."""
+        """Fill the feature's columns that differ from row to row (before ``insert_values``)."""
+
+    def update_values(self, scope: Scope, now: dt.datetime) -> dict[str, Any]:
+        """Columns every update sets, the same for all rows (values or SQL expressions)."""
+        return {}
 
     def on_update(self, changes: dict[str, Any], scope: Scope, now: dt.datetime) -> None:
-        """Add the feature's columns to the changes of an update."""
+        """Add the feature's columns that depend on each change (before ``update_values``)."""

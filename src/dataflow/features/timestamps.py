@@ -15,9 +15,8 @@ class Timestamps(Feature):
         kind = FIELD_TYPES[dt.datetime]
         return [FieldSpec(n, kind, managed=True) for n in ("created_at", "updated_at")]
 
-    def on_insert(self, row: dict[str, Any], scope: Scope, now: dt.datetime) -> None:
-        row["created_at"] = now
-        row["updated_at"] = now
+    def insert_values(self, scope: Scope, now: dt.datetime) -> dict[str, Any]:
+        return {"created_at": now, "updated_at": now}
 
-    def on_update(self, changes: dict[str, Any], scope: Scope, now: dt.datetime) -> None:
-        changes["updated_at"] = now
+    def update_values(self, scope: Scope, now: dt.datetime) -> dict[str, Any]:
+        return {"updated_at": now}
