@@ -32,15 +32,24 @@ def _integrity_detail(error: sa_exc.IntegrityError) -> str:
     return text  # SQLite names the constraint and columns, never the values
 
 
+def describe(exc: sa_exc.DBAPIError) -> str:
+    """What the database said, without the statement or any row values."""
+    if isinstance(exc, sa_exc.IntegrityError):
+        return f"the database refused the write: {_integrity_detail(exc)}"
+    first = str(exc.orig).splitlines()[0] if exc.orig is not None else str(exc)
+    return f"{type(exc.orig).__name__}: {first}"
+
+
+def translate(exc: sa_exc.DBAPIError, label: str, row: int | None = None) -> DatabaseError:
+    """The DataFlow error for a SQLAlchemy one, its message starting with ``label``."""
+    kind = IntegrityError if isinstance(exc, sa_exc.IntegrityError) else DatabaseError
+    return kind(f"{label}: {describe(exc)}", row=row)
+
+
 @contextmanager
 def wrapped(label: str) -> Iterator[None]:
     """Re-raise SQLAlchemy errors as DataFlow errors that name ``label``."""
     try:
         yield
-    except sa_exc.IntegrityError as exc:
-        raise IntegrityError(
-            f"{label}: the database refused the write: {_integrity_detail(exc)}"
-        ) from exc
     except sa_exc.DBAPIError as exc:
-        first = str(exc.orig).splitlines()[0] if exc.orig is not None else str(exc)
-        raise DatabaseError(f"{label}: {type(exc.orig).__name__}: {first}") from exc
+        raise translate(exc, label) from exc

@@ -76,7 +76,14 @@ class TenantIsolationError(DataFlowError, PermissionError):
 
 
 class DatabaseError(DataFlowError):
-    """The database refused a statement; the driver's error is ``__cause__``."""
+    """The database refused a statement; the driver's error is ``__cause__``.
+
+    ``row`` is the index of the input row that a bulk operation found at fault, if any.
+    """
+
+    def __init__(self, message: str, *, row: int | None = None) -> None:
+        super().__init__(message)
+        self.row = row
 
 
 class IntegrityError(DatabaseError):

@@ -1,12 +1,21 @@
-"""Bulk nodes: many rows per statement, one transaction per call."""
+"""Bulk nodes: BulkCreate, BulkUpdate, BulkDelete and BulkUpsert of one model.
+
+Rows are checked as they stream (a generator is never held whole), so a bad row is refused
+when the node runs, with its index and field; literal rows are not scanned for ``${...}``
+templates, because row values are data.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+import itertools
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
+from dataflow.bulk.changes import Change, delete_where, update_checker, update_where
+from dataflow.bulk.rows import BadRow, RowChecker
+from dataflow.bulk.run import BulkRun, Mode, Outcome, Plan
 from dataflow.models.spec import ModelSpec
 from dataflow.models.types import Refused
 from dataflow.nodes.base import (
@@ -15,121 +24,215 @@ from dataflow.nodes.base import (
     check_bool,
     check_choice,
     check_names,
+    check_optional_count,
     check_positive,
 )
 from dataflow.nodes.crud import ModelNode
-
-if TYPE_CHECKING:
-    from dataflow.records import Records
+from kailash.nodes.base import find_template
 
 
-def _rows_checker(spec: ModelSpec, values: Mapping[str, Checker]) -> Checker:
-    def check(data: Any) -> list[dict[str, Any]]:
-        if not isinstance(data, list | tuple):
-            raise Refused(f"a list of dicts, got {type(data).__name__}")
-        rows = []
-        for i, row in enumerate(data):
-            if not isinstance(row, Mapping):
-                raise Refused(f"a list of dicts; row {i} is a {type(row).__name__}")
-            out = {}
-            for name, value in row.items():
-                checker = values.get(name)
-                if checker is None:
-                    raise Refused(
-                        f"rows of {spec.name} fields; row {i} has unknown field '{name}' "
-                        f"(fields: {', '.join(spec.user_fields)})"
-                    )
-                try:
-                    out[name] = checker(value)
-                except Refused as exc:
-                    raise Refused(f"valid rows; row {i} field '{name}' expects {exc}") from None
-            rows.append(out)
-        return rows
-
-    return check
+def _where(checked_filter: Any) -> list[sa.ColumnElement[bool]]:
+    """The WHERE clauses of a ``filter`` the filter checker accepted."""
+    return list(checked_filter or [])
 
 
-def _update_checker(spec: ModelSpec, values: Mapping[str, Checker]) -> Checker:
-    def check(update: Any) -> dict[str, Any]:
-        if not isinstance(update, Mapping) or not update:
-            raise Refused("a non-empty dict of field -> new value")
-        if set(update) == {"$set"}:
-            update = update["$set"]
-        out = {}
-        for name, value in update.items():
-            checker = values.get(name)
-            if checker is None or name == spec.primary_key:
-                raise Refused(
-                    f"fields of {spec.name} to set; '{name}' is not one "
-                    f"(fields: {', '.join(spec.user_fields)})"
-                )
-            try:
-                out[name] = checker(value)
-            except Refused as exc:
-                raise Refused(f"a valid value for '{name}': {exc}") from None
-        return out
+class RowsParam:
+    """The ``data`` parameter: any iterable of row dicts; ``rows`` checks each row as it streams."""
+
+    def __init__(self, rows: RowChecker) -> None:
+        self.rows = rows
+
+    def __call__(self, value: Any) -> Iterable[Any]:
+        if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+            hint = ""
+            if isinstance(value, str) and find_template(value):
+                hint = "; templates are not evaluated, feed rows with workflow.add_connection"
+            raise Refused(f"a list or iterable of row dicts, got {type(value).__name__}{hint}")
+        return value
+
+
+def check_progress(value: Any) -> bool | Callable[[int, int | None], Any]:
+    if isinstance(value, bool) or callable(value):
+        return value
+    raise Refused(f"True (a progress bar) or a callable taking (rows_done, total), got {value!r}")
+
+
+def check_update_fields(names: Checker) -> Checker:
+    def check(value: Any) -> list[str]:
+        fields = names(value)
+        if not fields:
+            raise Refused(
+                "at least one field name; to leave existing rows alone use "
+                "BulkCreate with conflict_resolution 'skip'"
+            )
+        return fields
 
     return check
 
 
-class BulkCreateNode(ModelNode):
+class BulkNode(ModelNode):
+    """Shared by the nodes that write rows given in ``data``."""
+
+    @classmethod
+    def validate_config(
+        cls, node_id: str, config: Mapping[str, Any], connected: frozenset[str]
+    ) -> None:
+        rest = {k: v for k, v in config.items() if k != "data"}
+        super().validate_config(node_id, rest, connected)
+        if "data" in config:
+            cls.check(node_id, {"data": config["data"]}, partial=True)
+
+    def write(
+        self, mode: Mode, data: Iterable[Any], batch_size: int | None, **options: Any
+    ) -> Outcome:
+        size = batch_size or self.dataflow.config.bulk_batch_size or 1000
+        rows = self.checks["data"].rows  # type: ignore[attr-defined]
+        plan = Plan(mode, rows, batch_size=size, **options)
+        run = BulkRun(self.dataflow, self.records(), self.scope(), plan, self._bad_row)
+        return run.run(data)
+
+    def _bad_row(self, bad: BadRow) -> Exception:
+        return self.refuse(
+            self.node_id, f"parameter 'data', {bad}", param="data", field=bad.field, row=bad.index
+        )
+
+    def conflict_keys(
+        self, data: Iterable[Any], given: list[str] | None
+    ) -> tuple[tuple[str, ...], Iterable[Any]]:
+        """``conflict_on``, else the first unique field set the first row carries, else the pk."""
+        if given:
+            return tuple(given), data
+        if isinstance(data, Sequence):  # peek without losing the length progress reports
+            first = data[0] if data else None
+        else:
+            rows = iter(data)
+            first = next(rows, None)
+            data = itertools.chain([first], rows) if first is not None else ()
+        if isinstance(first, Mapping):
+            for fields in self.model.unique_sets:
+                if all(first.get(f) is not None for f in fields):
+                    return tuple(fields), data
+        return (self.model.primary_key,), data
+
+
+def _report(outcome: Outcome, atomic: bool, *names: str) -> dict[str, Any]:
+    """The node's output: the named counts, and the failed rows when not atomic."""
+    out = {name: getattr(outcome, name) for name in names}
+    if not atomic:
+        out["failed"] = outcome.failed
+    return out
+
+
+_MODES: dict[str, Mode] = {"error": "insert", "skip": "skip", "upsert": "upsert"}
+
+
+class BulkCreateNode(BulkNode):
     def run(
         self,
-        data: list[dict[str, Any]],
-        batch_size: int = 1000,
+        data: Iterable[Any],
+        batch_size: int | None = None,
         conflict_resolution: str = "error",
+        conflict_on: list[str] | None = None,
         return_ids: bool = False,
+        atomic: bool = True,
+        progress: Any = False,
     ) -> dict[str, Any]:
-        records = self.records()
-        for i, row in enumerate(data):
-            absent = [n for n in self.model.required if n not in row]
-            if absent:
-                raise self.refuse(
-                    self.node_id, f"row {i}: missing required field(s) {', '.join(absent)}", row=i
-                )
-        ids: list[Any] = []
-        batches = 0
-        scope = self.scope()
-        with self.dataflow.connection(self.label(self.node_id)) as conn:
-            for start in range(0, len(data), batch_size):
-                chunk = [records.stamp_insert(r, scope) for r in data[start : start + batch_size]]
-                if return_ids:
-                    ids.extend(records.insert(conn, row, scope)["id"] for row in chunk)
-                else:
-                    conn.execute(records.table.insert(), chunk)
-                batches += 1
-        out: dict[str, Any] = {
-            "processed": len(data),
-            "inserted": len(data),
-            "updated": 0,
-            "skipped": 0,
-            "batches": batches,
-        }
+        mode = _MODES[conflict_resolution]
+        keys: tuple[str, ...] = ()
+        if mode != "insert":
+            keys, data = self.conflict_keys(data, conflict_on)
+        elif conflict_on:
+            raise self.refuse(
+                self.node_id,
+                "conflict_on says which rows clash, which only matters with "
+                "conflict_resolution 'skip' or 'upsert'",
+                param="conflict_on",
+            )
+        outcome = self.write(
+            mode,
+            data,
+            batch_size,
+            keys=keys,
+            return_ids=return_ids,
+            atomic=atomic,
+            progress=progress,
+        )
+        out = _report(outcome, atomic, "processed", "inserted", "updated", "skipped", "batches")
         if return_ids:
-            out["ids"] = ids
+            out["ids"] = outcome.ids
         return out
 
 
-class BulkUpdateNode(ModelNode):
-    def run(self, filter: list, update: dict[str, Any]) -> dict[str, Any]:
+class BulkUpsertNode(BulkNode):
+    def run(
+        self,
+        data: Iterable[Any],
+        conflict_on: list[str] | None = None,
+        update_fields: list[str] | None = None,
+        batch_size: int | None = None,
+        atomic: bool = True,
+        progress: Any = False,
+    ) -> dict[str, Any]:
+        keys, data = self.conflict_keys(data, conflict_on)
+        allowed = frozenset(update_fields) if update_fields is not None else None
+        outcome = self.write(
+            "upsert",
+            data,
+            batch_size,
+            keys=keys,
+            update_fields=allowed,
+            atomic=atomic,
+            progress=progress,
+        )
+        return _report(outcome, atomic, "processed", "inserted", "updated")
+
+
+class BulkUpdateNode(BulkNode):
+    def run(
+        self,
+        filter: Any = None,
+        update: dict[str, Change] | None = None,
+        data: Iterable[Any] | None = None,
+        limit: int | None = None,
+        batch_size: int | None = None,
+        atomic: bool = True,
+        progress: Any = False,
+    ) -> dict[str, Any]:
+        if data is not None:
+            for name, value in (("filter", filter), ("update", update), ("limit", limit)):
+                if value is not None:
+                    raise self.refuse(
+                        self.node_id,
+                        f"'{name}' goes with a filter update; rows in 'data' carry their own "
+                        "id and values. Give either filter + update, or data.",
+                        param=name,
+                    )
+            outcome = self.write("update", data, batch_size, atomic=atomic, progress=progress)
+            return _report(outcome, atomic, "processed", "updated")
+        if update is None or filter is None:
+            name = "update" if update is None else "filter"
+            raise self.refuse(
+                self.node_id,
+                f"missing '{name}': give 'filter' and 'update' ('filter': {{}} changes every "
+                "row), or 'data' rows that carry their id",
+                param=name,
+            )
         records = self.records()
-        scope = self.scope()
-        changes = records.stamp_update(update, scope)
-        stmt = sa.update(records.table).where(*filter, *records.where(scope)).values(changes)
         with self.dataflow.connection(self.label(self.node_id)) as conn:
-            updated = conn.execute(stmt).rowcount
+            updated = update_where(conn, records, self.scope(), _where(filter), update, limit)
         return {"processed": updated, "updated": updated}
 
 
 class BulkDeleteNode(ModelNode):
     def run(
         self,
-        filter: list | None = None,
-        confirm_all: bool = False,
-        confirmation_required: bool = True,
+        filter: Any = None,
         soft_delete: bool = False,
+        confirmation_required: bool = True,
+        confirm_all: bool = False,
     ) -> dict[str, Any]:
-        if not filter and not confirm_all:
+        where = _where(filter)
+        if not where and confirmation_required and not confirm_all:
             raise self.refuse(
                 self.node_id,
                 "an empty filter would delete every row; pass confirm_all=True to mean it",
@@ -137,89 +240,69 @@ class BulkDeleteNode(ModelNode):
             )
         records = self.records()
         with self.dataflow.connection(self.label(self.node_id)) as conn:
-            where = [*(filter or []), *records.where(self.scope())]
-            deleted = conn.execute(sa.delete(records.table).where(*where)).rowcount
+            deleted = delete_where(conn, records, self.scope(), where)
         return {"processed": deleted, "deleted": deleted, "soft": False}
-
-
-class BulkUpsertNode(ModelNode):
-    def run(
-        self,
-        data: list[dict[str, Any]],
-        conflict_on: list[str] | None = None,
-        update_fields: list[str] | None = None,
-        batch_size: int = 1000,
-    ) -> dict[str, Any]:
-        records: Records = self.records()
-        keys = conflict_on or [self.model.primary_key]
-        inserted = updated = 0
-        scope = self.scope()
-        with self.dataflow.connection(self.label(self.node_id)) as conn:
-            for i, row in enumerate(data):
-                missing = [k for k in keys if k not in row]
-                if missing:
-                    raise self.refuse(
-                        self.node_id, f"row {i}: no value for conflict key {missing[0]}", row=i
-                    )
-                match = sa.and_(
-                    *(records.table.c[k] == row[k] for k in keys), *records.where(scope)
-                )
-                existing = conn.execute(sa.select(records.pk).where(match)).first()
-                if existing is None:
-                    records.insert(conn, row, scope)
-                    inserted += 1
-                else:
-                    changes = {
-                        k: v
-                        for k, v in row.items()
-                        if k not in keys and (update_fields is None or k in update_fields)
-                    }
-                    if changes:
-                        records.update(conn, existing[0], changes, scope)
-                    updated += 1
-        return {"processed": len(data), "inserted": inserted, "updated": updated}
 
 
 def checks(
     spec: ModelSpec, values: Mapping[str, Checker], filter_check: Checker
 ) -> list[tuple[str, type[DataFlowNode], dict[str, Checker]]]:
-    rows = _rows_checker(spec, values)
+    """Each bulk node's name, base class and parameter checks."""
     from dataflow.nodes.generated import _conflict_checker, _soft_delete_checker
 
+    pk = spec.primary_key
+    changes = {n: c for n, c in values.items() if n != pk}
+    conflict = _conflict_checker(spec)
+    streaming = {
+        "batch_size": check_positive,
+        "atomic": check_bool,
+        "progress": check_progress,
+    }
+    create_rows = RowsParam(RowChecker(spec, values, spec.required))
+    update_rows = RowsParam(
+        RowChecker(spec, values, (pk,), "fields (the id and the fields to change)", changes=True)
+    )
     return [
         (
             "BulkCreate",
             BulkCreateNode,
             {
-                "data": rows,
-                "batch_size": check_positive,
-                "conflict_resolution": check_choice("error"),
+                "data": create_rows,
+                "conflict_resolution": check_choice("error", "skip", "upsert"),
+                "conflict_on": conflict,
                 "return_ids": check_bool,
+                **streaming,
             },
         ),
         (
             "BulkUpdate",
             BulkUpdateNode,
-            {"filter": filter_check, "update": _update_checker(spec, values)},
+            {
+                "filter": filter_check,
+                "update": update_checker(spec, changes),
+                "data": update_rows,
+                "limit": check_optional_count,
+                **streaming,
+            },
         ),
         (
             "BulkDelete",
             BulkDeleteNode,
             {
                 "filter": filter_check,
-                "confirm_all": check_bool,
-                "confirmation_required": check_bool,
                 "soft_delete": _soft_delete_checker(spec),
+                "confirmation_required": check_bool,
+                "confirm_all": check_bool,
             },
         ),
         (
             "BulkUpsert",
             BulkUpsertNode,
             {
-                "data": rows,
-                "conflict_on": _conflict_checker(spec),
-                "update_fields": check_names(spec.writable),
-                "batch_size": check_positive,
+                "data": create_rows,
+                "conflict_on": conflict,
+                "update_fields": check_update_fields(check_names(spec.writable)),
+                **streaming,
             },
         ),
     ]

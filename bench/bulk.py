@@ -1,0 +1,484 @@
+"""Bulk writes of 100,000 rows: DataFlow's bulk nodes beside the raw drivers and SQLAlchemy Core.
+
+Run: ``.venv/bin/python bench/bulk.py`` (SQLite in a temporary directory; add
+``--postgresql URL`` and ``--mysql URL`` to time those servers too). Every peer writes the same
+rows into a table of the same shape (name, price, category and the two timestamps), inside one
+transaction. Prints one Markdown table per backend, in rows per second (best of three).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import functools
+import gc
+import os
+import sqlite3
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from _util import table
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+from dataflow import DataFlow
+from kailash import LocalRuntime, WorkflowBuilder
+
+N = 100_000
+REPEAT = 3
+OPS = ["create", "upsert", "update by filter", "update rows", "delete by filter"]
+_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert, "mysql": mysql.insert}
+
+
+@functools.cache
+def rows(first_id: int | None = None) -> list[dict[str, Any]]:
+    """N product rows; with ids from ``first_id`` when given (made once, never changed)."""
+    out = [
+        {"name": f"product {i}", "price": float(i % 1000) + 0.5, "category": _category(i)}
+        for i in range(N)
+    ]
+    if first_id is not None:
+        for i, row in enumerate(out):
+            row["id"] = first_id + i
+    return out
+
+
+def _category(i: int) -> str:
+    return "electronics" if i % 2 else "garden"
+
+
+def best(prepare: Callable[[], Any], work: Callable[[Any], int]) -> float:
+    """Rows per second of ``work(prepare())``, best of REPEAT; ``work`` returns the rows done."""
+    fastest = float("inf")
+    done = 0
+    for _ in range(REPEAT):
+        state = prepare()
+        gc.collect()
+        start = time.perf_counter()
+        done = work(state)
+        fastest = min(fastest, time.perf_counter() - start)
+    return done / fastest
+
+
+# -- DataFlow ----------------------------------------------------------------------------
+
+
+def bench_dataflow(url: str) -> dict[str, float]:
+    db = DataFlow(url)
+    table_name = f"bench_products_{uuid.uuid4().hex[:8]}"
+
+    @db.model
+    class BenchProduct:
+        name: str
+        price: float
+        category: str
+        __tablename__ = table_name
+
+    db.create_tables()
+    runtime = LocalRuntime()
+    engine = db.database.engine
+
+    def node(node_type: str, params: dict[str, Any]) -> dict[str, Any]:
+        builder = WorkflowBuilder()
+        builder.add_node(node_type, "n", params)
+        return runtime.execute(builder.build())[0]["n"]
+
+    def reset(count: int = 0) -> None:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DELETE FROM {table_name}"))
+        if count:
+            node("BenchProductBulkCreateNode", {"data": rows(1)[:count]})
+
+    create_rows = rows()
+    upsert_rows = rows(N // 2 + 1)  # half update existing rows, half are new rows
+    update_rows = [{"id": i + 1, "price": 2.5} for i in range(N)]
+    out = {
+        "create": best(
+            reset,
+            lambda _: node("BenchProductBulkCreateNode", {"data": create_rows})["inserted"],
+        ),
+        "upsert": best(
+            lambda: reset(N),
+            lambda _: _sum(node("BenchProductBulkUpsertNode", {"data": upsert_rows})),
+        ),
+        "update by filter": best(
+            lambda: reset(N),
+            lambda _: node(
+                "BenchProductBulkUpdateNode",
+                {"filter": {"category": "electronics"}, "update": {"price": {"$multiply": 0.9}}},
+            )["updated"],
+        ),
+        "update rows": best(
+            lambda: reset(N),
+            lambda _: node("BenchProductBulkUpdateNode", {"data": update_rows})["updated"],
+        ),
+        "delete by filter": best(
+            lambda: reset(N),
+            lambda _: node("BenchProductBulkDeleteNode", {"filter": {"category": "electronics"}})[
+                "deleted"
+            ],
+        ),
+    }
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP TABLE {table_name}"))
+    db.close()
+    return out
+
+
+def _sum(out: dict[str, int]) -> int:
+    return out["inserted"] + out["updated"]
+
+
+# -- SQLAlchemy Core ---------------------------------------------------------------------
+
+
+def bench_core(url: str) -> dict[str, float]:
+    engine = sa.create_engine(url)
+    if engine.dialect.name == "sqlite":
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: sqlite3.Connection, _: object) -> None:
+            dbapi_conn.execute("PRAGMA journal_mode=WAL")
+            dbapi_conn.execute("PRAGMA synchronous=NORMAL")
+
+    metadata = sa.MetaData()
+    products = sa.Table(
+        f"core_products_{uuid.uuid4().hex[:8]}",
+        metadata,
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+        sa.Column("name", sa.String(255), nullable=False),
+        sa.Column("price", sa.Double, nullable=False),
+        sa.Column("category", sa.String(255), nullable=False),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.Column("updated_at", sa.DateTime, nullable=False),
+    )
+    metadata.create_all(engine)
+    c = products.c
+
+    def stamped(source: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        return [{**row, "created_at": now, "updated_at": now} for row in source]
+
+    def reset(count: int = 0) -> None:
+        with engine.begin() as conn:
+            conn.execute(products.delete())
+            if count:
+                conn.execute(products.insert(), stamped(rows(1)[:count]))
+
+    def create(_: object) -> int:
+        with engine.begin() as conn:
+            return conn.execute(products.insert(), stamped(rows())).rowcount
+
+    def upsert(_: object) -> int:
+        insert = _INSERTS[engine.dialect.name](products)
+        changes = {"name": insert.excluded.name, "price": insert.excluded.price}
+        if engine.dialect.name == "mysql":
+            stmt = insert.on_duplicate_key_update(name=insert.inserted.name)
+        else:
+            stmt = insert.on_conflict_do_update(index_elements=[c.id], set_=changes)
+        with engine.begin() as conn:
+            conn.execute(stmt, stamped(rows(N // 2 + 1)))
+        return N
+
+    def update_filter(_: object) -> int:
+        with engine.begin() as conn:
+            stmt = products.update().where(c.category == "electronics")
+            return conn.execute(stmt.values(price=c.price * 0.9)).rowcount
+
+    def update_rows(_: object) -> int:
+        stmt = products.update().where(c.id == sa.bindparam("pk")).values(price=sa.bindparam("p"))
+        with engine.begin() as conn:
+            conn.execute(stmt, [{"pk": i + 1, "p": 2.5} for i in range(N)])
+        return N
+
+    def delete(_: object) -> int:
+        with engine.begin() as conn:
+            return conn.execute(products.delete().where(c.category == "electronics")).rowcount
+
+    out = {
+        "create": best(reset, create),
+        "upsert": best(lambda: reset(N), upsert),
+        "update by filter": best(lambda: reset(N), update_filter),
+        "update rows": best(lambda: reset(N), update_rows),
+        "delete by filter": best(lambda: reset(N), delete),
+    }
+    metadata.drop_all(engine)
+    engine.dispose()
+    return out
+
+
+# -- raw drivers -------------------------------------------------------------------------
+
+
+def _stamp() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def bench_raw_sqlite(path: str) -> dict[str, float]:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(
+        "CREATE TABLE raw_products (id INTEGER PRIMARY KEY, name TEXT NOT NULL, price FLOAT NOT "
+        "NULL, category TEXT NOT NULL, created_at DATETIME NOT NULL, updated_at DATETIME NOT NULL)"
+    )
+    insert = (
+        "INSERT INTO raw_products (name, price, category, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?)"
+    )
+
+    def tuples(source: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        now = _stamp()
+        return [(*row.values(), now, now) for row in source]
+
+    def run(sql: str, params: Any = (), many: bool = False) -> int:
+        conn.execute("BEGIN IMMEDIATE")
+        cursor = conn.executemany(sql, params) if many else conn.execute(sql, params)
+        conn.execute("COMMIT")
+        return cursor.rowcount
+
+    def reset(count: int = 0) -> None:
+        run("DELETE FROM raw_products")
+        if count:
+            run(insert, tuples(rows()[:count]), many=True)
+
+    upsert = (
+        "INSERT INTO raw_products (name, price, category, id, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET name = excluded.name, "
+        "price = excluded.price, category = excluded.category, updated_at = excluded.updated_at"
+    )
+    out = {
+        "create": best(reset, lambda _: run(insert, tuples(rows()), many=True)),
+        "upsert": best(lambda: reset(N), lambda _: run(upsert, tuples(rows(N // 2 + 1)), True)),
+        "update by filter": best(
+            lambda: reset(N),
+            lambda _: run(
+                "UPDATE raw_products SET price = price * ?, updated_at = ? WHERE category = ?",
+                (0.9, _stamp(), "electronics"),
+            ),
+        ),
+        "update rows": best(
+            lambda: reset(N),
+            lambda _: run(
+                "UPDATE raw_products SET price = ?, updated_at = ? WHERE id = ?",
+                [(2.5, _stamp(), i + 1) for i in range(N)],
+                many=True,
+            ),
+        ),
+        "delete by filter": best(
+            lambda: reset(N),
+            lambda _: run("DELETE FROM raw_products WHERE category = ?", ("electronics",)),
+        ),
+    }
+    conn.close()
+    return out
+
+
+def bench_raw_psycopg(url: str) -> dict[str, dict[str, float]]:
+    import psycopg
+
+    conn = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"))
+    name = f"raw_products_{uuid.uuid4().hex[:8]}"
+    conn.execute(
+        f"CREATE TABLE {name} (id BIGSERIAL PRIMARY KEY, name TEXT NOT NULL, price FLOAT8 NOT "
+        "NULL, category TEXT NOT NULL, created_at TIMESTAMP NOT NULL, updated_at TIMESTAMP "
+        "NOT NULL)"
+    )
+    conn.commit()
+    columns = "name, price, category, created_at, updated_at"
+
+    def tuples(source: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        return [(*row.values(), now, now) for row in source]
+
+    def copy(source: list[dict[str, Any]]) -> int:
+        with conn.cursor() as cursor, cursor.copy(f"COPY {name} ({columns}) FROM STDIN") as cp:
+            for row in tuples(source):
+                cp.write_row(row)
+        conn.commit()
+        return len(source)
+
+    def many(sql: str, params: list[tuple[Any, ...]]) -> int:
+        with conn.cursor() as cursor:
+            cursor.executemany(sql, params)
+        conn.commit()
+        return len(params)
+
+    def one(sql: str, params: tuple[Any, ...]) -> int:
+        with conn.cursor() as cursor:
+            cursor.execute(sql, params)
+            count = cursor.rowcount
+        conn.commit()
+        return count
+
+    def reset(count: int = 0) -> None:
+        conn.execute(f"TRUNCATE {name} RESTART IDENTITY")
+        conn.commit()
+        if count:
+            copy(rows()[:count])
+
+    insert = f"INSERT INTO {name} ({columns}) VALUES (%s, %s, %s, %s, %s)"
+    upsert = (
+        f"INSERT INTO {name} (name, price, category, id, created_at, updated_at) VALUES "
+        "(%s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET name = excluded.name, "
+        "price = excluded.price, category = excluded.category, updated_at = excluded.updated_at"
+    )
+    update_filter = (
+        f"UPDATE {name} SET price = price * %s, updated_at = now() WHERE category = %s",
+        (0.9, "electronics"),
+    )
+    shared = {
+        "update by filter": best(lambda: reset(N), lambda _: one(*update_filter)),
+        "delete by filter": best(
+            lambda: reset(N),
+            lambda _: one(f"DELETE FROM {name} WHERE category = %s", ("electronics",)),
+        ),
+    }
+    out = {
+        "raw psycopg COPY": {"create": best(reset, lambda _: copy(rows())), **shared},
+        "raw psycopg executemany": {
+            "create": best(reset, lambda _: many(insert, tuples(rows()))),
+            "upsert": best(lambda: reset(N), lambda _: many(upsert, tuples(rows(N // 2 + 1)))),
+            "update rows": best(
+                lambda: reset(N),
+                lambda _: many(
+                    f"UPDATE {name} SET price = %s, updated_at = now() WHERE id = %s",
+                    [(2.5, i + 1) for i in range(N)],
+                ),
+            ),
+            **shared,
+        },
+    }
+    conn.execute(f"DROP TABLE {name}")
+    conn.commit()
+    conn.close()
+    return out
+
+
+def bench_raw_pymysql(url: str) -> dict[str, float]:
+    import pymysql
+
+    parsed = sa.engine.make_url(url)
+    conn = pymysql.connect(
+        host=parsed.host,
+        port=parsed.port or 3306,
+        user=parsed.username,
+        password=parsed.password or "",
+        database=parsed.database,
+    )
+    name = f"raw_products_{uuid.uuid4().hex[:8]}"
+    cursor = conn.cursor()
+    cursor.execute(
+        f"CREATE TABLE {name} (id BIGINT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(255) NOT NULL,"
+        " price DOUBLE NOT NULL, category VARCHAR(255) NOT NULL, created_at DATETIME(6) NOT NULL,"
+        " updated_at DATETIME(6) NOT NULL)"
+    )
+    columns = "name, price, category, created_at, updated_at"
+
+    def tuples(source: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        return [(*row.values(), now, now) for row in source]
+
+    def run(sql: str, params: Any, many: bool = False) -> int:
+        if many:
+            cursor.executemany(sql, params)
+        else:
+            cursor.execute(sql, params)
+        conn.commit()
+        return len(params) if many else cursor.rowcount
+
+    insert = f"INSERT INTO {name} ({columns}) VALUES (%s, %s, %s, %s, %s)"
+
+    def reset(count: int = 0) -> None:
+        run(f"DELETE FROM {name}", ())
+        if count:
+            run(insert, tuples(rows()[:count]), many=True)
+
+    upsert = (
+        f"INSERT INTO {name} (name, price, category, id, created_at, updated_at) VALUES "
+        "(%s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE name = VALUES(name), "
+        "price = VALUES(price), category = VALUES(category), updated_at = VALUES(updated_at)"
+    )
+    out = {
+        "create": best(reset, lambda _: run(insert, tuples(rows()), many=True)),
+        "upsert": best(lambda: reset(N), lambda _: run(upsert, tuples(rows(N // 2 + 1)), True)),
+        "update by filter": best(
+            lambda: reset(N),
+            lambda _: run(
+                f"UPDATE {name} SET price = price * %s, updated_at = NOW(6) WHERE category = %s",
+                (0.9, "electronics"),
+            ),
+        ),
+        "delete by filter": best(
+            lambda: reset(N),
+            lambda _: run(f"DELETE FROM {name} WHERE category = %s", ("electronics",)),
+        ),
+    }
+    cursor.execute(f"DROP TABLE {name}")
+    conn.close()
+    return out
+
+
+# -- the tables --------------------------------------------------------------------------
+
+
+def report(title: str, results: dict[str, dict[str, float]], raw: str) -> str:
+    header = ["peer", *OPS]
+    lines = [
+        [peer, *(f"{r[op]:,.0f}" if op in r else "—" for op in OPS)] for peer, r in results.items()
+    ]
+    flow = results["DataFlow bulk node"]
+    lines.append([f"DataFlow / {raw}", *(_ratio(flow, results[raw], op) for op in OPS)])
+    return table(f"{title}: rows per second, {N:,} rows", header, lines)
+
+
+def _ratio(flow: dict[str, float], peer: dict[str, float], op: str) -> str:
+    return f"{flow[op] / peer[op]:.2f}" if op in peer else "—"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--postgresql", help="also time this PostgreSQL URL")
+    parser.add_argument("--mysql", help="also time this MySQL / MariaDB URL")
+    args = parser.parse_args()
+    for first_id in (None, 1, N // 2 + 1):  # the input rows exist before any timing
+        rows(first_id)
+    tmp = tempfile.mkdtemp(prefix="dataflow-bench-")
+    sqlite_url = f"sqlite:///{os.path.join(tmp, 'bench.db')}"
+    print(f"timing SQLite in {tmp} ...", file=sys.stderr)
+    results = {
+        "DataFlow bulk node": bench_dataflow(sqlite_url),
+        "raw sqlite3 executemany": bench_raw_sqlite(os.path.join(tmp, "raw.db")),
+        "SQLAlchemy Core": bench_core(f"sqlite:///{os.path.join(tmp, 'core.db')}"),
+    }
+    print(report("SQLite (file, WAL)", results, "raw sqlite3 executemany"))
+    if args.postgresql:
+        print("timing PostgreSQL ...", file=sys.stderr)
+        url = sa.engine.make_url(args.postgresql).set(drivername="postgresql+psycopg")
+        url_text = url.render_as_string(hide_password=False)
+        results = {
+            "DataFlow bulk node": bench_dataflow(args.postgresql),
+            **bench_raw_psycopg(url_text),
+            "SQLAlchemy Core": bench_core(url_text),
+        }
+        print()
+        print(report("PostgreSQL", results, "raw psycopg COPY"))
+    if args.mysql:
+        print("timing MariaDB ...", file=sys.stderr)
+        url = sa.engine.make_url(args.mysql).set(drivername="mysql+pymysql")
+        url_text = url.render_as_string(hide_password=False)
+        results = {
+            "DataFlow bulk node": bench_dataflow(args.mysql),
+            "raw PyMySQL executemany": bench_raw_pymysql(url_text),
+            "SQLAlchemy Core": bench_core(url_text),
+        }
+        print()
+        print(report("MariaDB", results, "raw PyMySQL executemany"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""Set-based updates and deletes: one statement for every row a filter matches.
+
+An update is plain values (``{"price": 9.5}``) or operators, per field
+(``{"price": {"$multiply": 0.9}}``) or MongoDB-style (``{"$inc": {"stock": 1}}``):
+``$set``, ``$inc``, ``$multiply``, ``$unset`` (sets NULL). Arithmetic follows SQL: a NULL
+stays NULL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from dataflow.features.base import Scope
+from dataflow.models.spec import ModelSpec
+from dataflow.models.types import Refused
+
+if TYPE_CHECKING:
+    from dataflow.records import Records
+
+Checker = Callable[[Any], Any]
+Change = tuple[str, Any]  # (operator, checked operand)
+Clauses = Sequence[sa.ColumnElement[bool]]
+
+OPERATORS = ("$set", "$inc", "$multiply", "$unset")
+_NUMERIC = frozenset({"int", "float", "Decimal"})
+
+
+def update_checker(spec: ModelSpec, checkers: Mapping[str, Checker]) -> Checker:
+    """Check an ``update`` parameter into ``{field: (operator, operand)}``."""
+
+    def add(out: dict[str, Change], name: Any, op: str, operand: Any) -> None:
+        if name not in checkers:
+            fields = ", ".join(checkers)
+            raise Refused(f"fields of {spec.name} to change ({fields}); '{name}' is not one")
+        if name in out:
+            raise Refused(f"one change per field; '{name}' is changed twice")
+        field = spec.fields[name]
+        if op == "$unset":
+            if not field.nullable:
+                raise Refused(
+                    f"'$unset' on an Optional field; '{name}' is not Optional, so it cannot "
+                    "be set to NULL"
+                )
+            out[name] = (op, None)
+            return
+        if op in ("$inc", "$multiply") and field.type.name not in _NUMERIC:
+            raise Refused(f"'{op}' on a number field; '{name}' is a {field.type.name}")
+        if op != "$set" and operand is None:
+            raise Refused(f"a number for '{op}' on '{name}', got None")
+        try:
+            out[name] = (op, checkers[name](operand))
+        except Refused as exc:
+            raise Refused(f"'{op}' on '{name}' to be given {exc}") from None
+
+    def check(update: Any) -> dict[str, Change]:
+        if not isinstance(update, Mapping) or not update:
+            raise Refused(
+                "a non-empty dict of field -> new value, e.g. {'price': 9.5} or "
+                "{'price': {'$multiply': 0.9}}"
+            )
+        out: dict[str, Change] = {}
+        for key, value in update.items():
+            if isinstance(key, str) and key.startswith("$"):
+                if key not in OPERATORS:
+                    raise Refused(f"update operators from {', '.join(OPERATORS)}; not '{key}'")
+                if key == "$unset" and isinstance(value, list | tuple):
+                    value = dict.fromkeys(value)
+                if not isinstance(value, Mapping):
+                    raise Refused(f"'{key}' to hold a dict of field -> operand")
+                for name, operand in value.items():
+                    add(out, name, key, operand)
+            elif isinstance(value, Mapping) and len(value) == 1 and next(iter(value)) in OPERATORS:
+                ((op, operand),) = value.items()
+                add(out, key, op, operand)
+            else:
+                add(out, key, "$set", value)
+        return out
+
+    return check
+
+
+def column_values(table: sa.Table, changes: Mapping[str, Change]) -> dict[str, Any]:
+    """The SET clause of checked changes: values, or expressions on the current value."""
+    values: dict[str, Any] = {}
+    for name, (op, operand) in changes.items():
+        column = table.c[name]
+        if op == "$inc":
+            values[name] = column + operand
+        elif op == "$multiply":
+            values[name] = column * operand
+        else:
+            values[name] = operand
+    return values
+
+
+def update_where(
+    conn: Connection,
+    records: Records,
+    scope: Scope,
+    where: Clauses,
+    changes: Mapping[str, Change],
+    limit: int | None = None,
+) -> int:
+    """Apply ``changes`` to the rows matching ``where``; return how many matched."""
+    values = records.stamp_update(column_values(records.table, changes), scope)
+    stmt = sa.update(records.table).where(*_matching(records, scope, where, limit))
+    return conn.execute(stmt.values(values)).rowcount
+
+
+def delete_where(conn: Connection, records: Records, scope: Scope, where: Clauses) -> int:
+    """Delete the rows matching ``where``; return how many."""
+    stmt = sa.delete(records.table).where(*_matching(records, scope, where, None))
+    return conn.execute(stmt).rowcount
+
+
+def _matching(
+    records: Records, scope: Scope, where: Clauses, limit: int | None
+) -> list[sa.ColumnElement[bool]]:
+    clauses = [*where, *records.where(scope)]
+    if limit is None:
+        return clauses
+    # The first ``limit`` rows by primary key. The derived table lets MySQL read the table it
+    # updates, and keeps the choice the same on every backend.
+    first = sa.select(records.pk).where(*clauses).order_by(records.pk).limit(limit).subquery()
+    return [records.pk.in_(sa.select(first.c[records.pk.name]))]

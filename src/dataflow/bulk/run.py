@@ -1,0 +1,329 @@
+"""One bulk write of many rows: batches, transactions, true counts, failed rows.
+
+Rows stream from any iterable in batches of ``batch_size``. Each batch is checked row by row,
+stamped by the statement pipeline (``Records.stamp_insert_batch`` / ``stamp_update_batch``)
+and written with the driver's fast path or with set-based statements over a staging table.
+
+Atomic (the default): the whole call is one transaction; the first bad row (a value its
+field refuses, or a row the database refuses) rolls everything back and the error names it.
+Not atomic: each batch commits on its own; bad rows are left out and reported with their
+reasons while the rest is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sized
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from itertools import repeat
+from typing import TYPE_CHECKING, Any, Literal
+
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection
+
+from dataflow.bulk.drivers import Driver, Row, driver_for
+from dataflow.bulk.rows import (
+    BadRow,
+    Progress,
+    RowChecker,
+    chunks,
+    key_values,
+    split_on_repeats,
+)
+from dataflow.bulk.stage import Stage
+from dataflow.dberrors import describe, translate
+from dataflow.features.base import Scope
+
+if TYPE_CHECKING:
+    from dataflow.engine import DataFlow
+    from dataflow.records import Records
+
+Mode = Literal["insert", "skip", "upsert", "update"]
+Write = Callable[[Connection, list[Any], list[int]], None]
+
+#: Database errors a row's values can cause; any other error is not one row's fault.
+_ROW_ERRORS = (sa_exc.IntegrityError, sa_exc.DataError)
+
+
+@dataclass(slots=True)
+class Outcome:
+    processed: int = 0
+    inserted: int = 0
+    updated: int = 0
+    skipped: int = 0
+    batches: int = 0
+    ids: list[Any] | None = None
+    failed: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Plan:
+    """What one bulk call asks for."""
+
+    mode: Mode
+    checker: RowChecker
+    keys: tuple[str, ...] = ()
+    update_fields: frozenset[str] | None = None
+    return_ids: bool = False
+    atomic: bool = True
+    batch_size: int = 1000
+    progress: bool | Callable[[int, int | None], Any] = False
+
+
+class BulkRun:
+    """Writes the rows of one bulk call of one model."""
+
+    def __init__(
+        self,
+        db: DataFlow,
+        records: Records,
+        scope: Scope,
+        plan: Plan,
+        refuse: Callable[[BadRow], Exception],
+    ) -> None:
+        self.db = db
+        self.records = records
+        self.scope = scope
+        self.plan = plan
+        self.refuse = refuse
+        self.table = records.table
+        self.pk = records.spec.primary_key
+        self.where = records.where(scope)
+        kinds = {name: f.type.name for name, f in records.spec.fields.items()}
+        self.driver: Driver = driver_for(db.database.engine.dialect, kinds)
+        self.outcome = Outcome(ids=[] if plan.return_ids else None)
+        self._reserve = plan.return_ids and records.spec.fields[self.pk].autoincrement
+        self._stages: dict[tuple[tuple[str, ...], tuple[str, ...]], Stage] = {}
+        self._created: set[Stage] = set()
+
+    def run(self, source: Iterable[Any]) -> Outcome:
+        plan = self.plan
+        total = len(source) if isinstance(source, Sized) else None
+        progress = Progress(plan.progress, total, self.scope.label) if plan.progress else None
+        try:
+            if plan.atomic:
+                with self._transaction() as conn:
+                    for start, chunk in chunks(source, plan.batch_size):
+                        self._chunk(conn, start, chunk, progress)
+            else:
+                for start, chunk in chunks(source, plan.batch_size):
+                    with self._transaction() as conn:
+                        self._chunk(conn, start, chunk, progress)
+        finally:
+            if progress is not None:
+                progress.close()
+        self.outcome.failed.sort(key=lambda failure: failure["row"])
+        return self.outcome
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        with self.db.connection(self.scope.label) as conn:
+            try:
+                yield conn
+            except BaseException:
+                # A rollback takes temporary tables with it, except where DDL is not
+                # transactional (MySQL): there they would outlive the call on a pooled
+                # connection.
+                if not self.driver.transactional_ddl:
+                    self._drop_stages(conn)
+                raise
+            self._drop_stages(conn)
+
+    def _drop_stages(self, conn: Connection) -> None:
+        for stage in self._created:
+            stage.drop(conn)
+        self._created.clear()
+
+    # -- one batch ------------------------------------------------------------------------
+
+    def _chunk(
+        self, conn: Connection, start: int, chunk: list[Any], progress: Progress | None
+    ) -> None:
+        outcome = self.outcome
+        rows, indexes, bad, fields = self.plan.checker.check_batch(start, chunk)
+        for problem in bad:
+            self._failed(problem.index, problem.reason, problem.field, self.refuse(problem))
+        if outcome.ids is not None:
+            outcome.ids.extend([None] * len(chunk))
+        outcome.processed += len(chunk)
+        outcome.batches += 1
+        if rows:
+            if self.plan.mode == "update":
+                self._update(conn, rows, indexes)
+            elif self.plan.mode == "insert":
+                self._plain(conn, rows, indexes, self.records.stamp_insert_batch(rows, self.scope))
+            else:
+                self._keyed(conn, rows, indexes, fields)
+        if progress is not None:
+            progress.advance(len(chunk))
+
+    def _failed(self, index: int, reason: str, field: str | None, error: Exception) -> None:
+        """A row is at fault: stop an atomic call, note it in any other."""
+        if self.plan.atomic:
+            raise error
+        self.outcome.failed.append({"row": index, "field": field, "error": reason})
+
+    def _update(self, conn: Connection, rows: list[Row], indexes: list[int]) -> None:
+        shared = self.records.stamp_update_batch(rows, self.scope)
+        key = (self.pk,)
+        for _, group, at in _grouped(rows, indexes, list(map(frozenset, rows))):
+            names = tuple(n for n in group[0] if n != self.pk)
+            stage = self._stage(conn, (self.pk, *names), key)
+            write = self._staged_update(stage, names, shared)
+            for part, part_at in split_on_repeats(group, at, key):
+                self._apply(conn, part, part_at, write)
+
+    def _keyed(
+        self, conn: Connection, rows: list[Row], indexes: list[int], fields: tuple[str, ...] | None
+    ) -> None:
+        """Skip or upsert: rows carrying their key are staged; rows without it are new."""
+        # What each row carried, before defaults fill in what was left out.
+        given = [frozenset(fields)] * len(rows) if fields else list(map(frozenset, rows))
+        shared = self.records.stamp_insert_batch(rows, self.scope)
+        keys = self.plan.keys
+        found = key_values(rows, keys)
+        if None in found:  # a row without its key can match no row: it is new
+            new = [i for i, key in enumerate(found) if key is None]
+            self._plain(conn, [rows[i] for i in new], [indexes[i] for i in new], shared)
+            keep = [i for i, key in enumerate(found) if key is not None]
+            rows = [rows[i] for i in keep]
+            indexes = [indexes[i] for i in keep]
+            given = [given[i] for i in keep]
+        for names, group, at in _grouped(rows, indexes, given):
+            write = self._staged_insert(conn, group[0], names, shared)
+            for part, part_at in split_on_repeats(group, at, keys):
+                self._apply(conn, part, part_at, write)
+
+    # -- plain inserts --------------------------------------------------------------------
+
+    def _plain(self, conn: Connection, rows: list[Row], indexes: list[int], shared: Row) -> None:
+        pk = self.pk
+        returning = self._reserve and not self.driver.reserve_ids(conn, self.table, pk, rows)
+        columns = tuple(c.name for c in self.table.c if c.name not in shared and c.name != pk)
+        has_pk = list(map(dict.__contains__, rows, repeat(pk)))
+        for with_pk, group, at in _grouped(rows, indexes, has_pk):
+            names = (pk, *columns) if with_pk else columns
+            if returning and not with_pk:
+                full = [dict.fromkeys(names) | row | shared for row in group]
+                self._apply(conn, full, at, self._returning)
+                continue
+            sql, encoded = self.driver.encode(self.table, names, group, shared)
+            ids = dict(zip(at, map(dict.get, group, repeat(pk)), strict=True))
+
+            def load(
+                conn: Connection,
+                part: list[Any],
+                part_at: list[int],
+                sql: str = sql,
+                ids: dict[int, Any] = ids,
+            ) -> None:
+                self.driver.load(conn, sql, part)
+                self._inserted(part_at, [ids[i] for i in part_at])
+
+            self._apply(conn, encoded, at, load)
+
+    def _returning(self, conn: Connection, rows: list[Row], indexes: list[int]) -> None:
+        self._inserted(indexes, self.driver.insert_returning(conn, self.table, self.pk, rows))
+
+    def _inserted(self, indexes: list[int], ids: list[Any]) -> None:
+        self.outcome.inserted += len(indexes)
+        if self.outcome.ids is not None:
+            for index, new_id in zip(indexes, ids, strict=True):
+                self.outcome.ids[index] = new_id
+
+    # -- staged writes --------------------------------------------------------------------
+
+    def _stage(self, conn: Connection, columns: tuple[str, ...], keys: tuple[str, ...]) -> Stage:
+        """The stage for these columns, created in this transaction (outside any savepoint)."""
+        stage = self._stages.get((columns, keys))
+        if stage is None:
+            stage = Stage(self.driver, self.table, columns, keys, self.where)
+            self._stages[columns, keys] = stage
+        if stage not in self._created:
+            stage.create(conn)
+            self._created.add(stage)
+        return stage
+
+    def _staged_update(self, stage: Stage, names: tuple[str, ...], shared: Row) -> Write:
+        def write(conn: Connection, rows: list[Row], indexes: list[int]) -> None:
+            stage.fill(conn, rows)
+            self.outcome.updated += stage.update_matching(conn, names, shared)
+
+        return write
+
+    def _staged_insert(
+        self, conn: Connection, first: Row, given: frozenset[str], shared: Row
+    ) -> Write:
+        plan, pk, outcome = self.plan, self.pk, self.outcome
+        stage = self._stage(conn, tuple(n for n in first if n not in shared), plan.keys)
+        allowed = plan.update_fields
+        # An upsert changes the fields a row carries, never its key, and only those allowed.
+        changes = tuple(
+            n
+            for n in first
+            if n in given and n not in plan.keys and n != pk and (allowed is None or n in allowed)
+        )
+        touched = self.records.stamp_update_batch([], self.scope)
+        upsert = plan.mode == "upsert"
+        ids = outcome.ids
+
+        def write(conn: Connection, rows: list[Row], indexes: list[int]) -> None:
+            stage.fill(conn, rows)
+            skipped = stage.matched(conn, pk) if ids is not None and not upsert else {}
+            if upsert:
+                outcome.updated += stage.update_matching(conn, changes, touched)
+            inserted = stage.insert_missing(conn, shared)
+            outcome.inserted += inserted
+            if not upsert:
+                outcome.skipped += len(rows) - inserted
+            if ids is not None:
+                held = (
+                    {n: row[pk] for n, row in enumerate(rows)}
+                    if plan.keys == (pk,)
+                    else stage.matched(conn, pk)
+                )
+                for n, index in enumerate(indexes):
+                    ids[index] = None if n in skipped else held.get(n)
+
+        return write
+
+    # -- savepoints and bad rows ----------------------------------------------------------
+
+    def _apply(self, conn: Connection, items: list[Any], indexes: list[int], write: Write) -> None:
+        """Write ``items`` in a savepoint; if the database refuses, find the rows at fault.
+
+        Halving keeps what succeeds, so a batch with one bad row costs about 2 * log2(batch)
+        extra statements. An atomic call stops at the first bad row; others note it, go on.
+        """
+        try:
+            with conn.begin_nested():
+                write(conn, items, indexes)
+        except _ROW_ERRORS as exc:
+            if len(items) > 1:
+                half = len(items) // 2
+                self._apply(conn, items[:half], indexes[:half], write)
+                self._apply(conn, items[half:], indexes[half:], write)
+                return
+            index = indexes[0]
+            error = translate(exc, f"{self.scope.label}: row {index}", index)
+            error.__cause__ = exc
+            self._failed(index, describe(exc), None, error)
+
+
+def _grouped(
+    rows: list[Row], indexes: list[int], kinds: list[Any]
+) -> Iterator[tuple[Any, list[Row], list[int]]]:
+    """``(kind, rows, indexes)`` for each kind of row (one kind per row), in row order."""
+    if not rows:
+        return
+    first = kinds[0]
+    if kinds.count(first) == len(kinds):
+        yield first, rows, indexes
+        return
+    groups: dict[Any, tuple[list[Row], list[int]]] = {}
+    for row, index, kind in zip(rows, indexes, kinds, strict=True):
+        group = groups.setdefault(kind, ([], []))
+        group[0].append(row)
+        group[1].append(index)
+    for kind, (group_rows, group_indexes) in groups.items():
+        yield kind, group_rows, group_indexes

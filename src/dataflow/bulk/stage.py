@@ -1,0 +1,125 @@
+"""Set-based writes of one batch: load it into a temporary table, then one statement each.
+
+Skipping, upserting and updating rows by key all follow the same shape on every backend:
+the batch goes into a temporary table with the driver's fastest path, then SQLAlchemy
+statements join it to the model's table, carrying the features' WHERE clauses and shared
+columns as ordinary bound values. Row counts of those statements are the true counts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from dataflow.bulk.drivers import Driver, Row
+
+#: The column numbering the rows of a batch, so that results can be matched back to them.
+ROW_NUMBER = "_n"
+
+Clauses = Sequence[sa.ColumnElement[bool]]
+
+
+class Stage:
+    """A temporary table for batches of ``columns`` of ``table``, keyed by ``keys``.
+
+    ``where`` holds the clauses every statement on ``table`` carries (the features' scope).
+    Statements are built once per stage; values that change per batch are bound when run.
+    """
+
+    def __init__(
+        self,
+        driver: Driver,
+        table: sa.Table,
+        columns: tuple[str, ...],
+        keys: tuple[str, ...],
+        where: Clauses,
+    ) -> None:
+        self.driver = driver
+        self.target = table
+        self.columns = columns
+        self.where = tuple(where)
+        digest = hashlib.sha1(repr((table.name, columns, keys)).encode()).hexdigest()[:10]
+        self.table = sa.Table(
+            f"_dataflow_stage_{digest}",
+            sa.MetaData(),
+            sa.Column(ROW_NUMBER, sa.Integer),
+            *(sa.Column(name, table.c[name].type) for name in columns),
+            prefixes=["TEMPORARY"],
+            **driver.stage_options(),
+        )
+        self.match = sa.and_(*(table.c[k] == self.table.c[k] for k in keys))
+        self.first_key = keys[0]
+        narrowing = driver.narrowing(table.c[self.first_key])
+        self.narrowing = () if narrowing is None else (narrowing,)
+        self._statements: dict[tuple[Any, ...], Any] = {}
+        self._params: dict[str, Any] = {}
+
+    def create(self, conn: Connection) -> None:
+        conn.execute(sa.schema.CreateTable(self.table, if_not_exists=True))
+
+    def drop(self, conn: Connection) -> None:
+        self.driver.drop_stage(conn, self.table)
+
+    def fill(self, conn: Connection, rows: Sequence[Row]) -> None:
+        """Make the stage hold exactly ``rows``, numbered from 0."""
+        self.driver.empty_stage(conn, self.table)
+        numbers = {ROW_NUMBER: range(len(rows))}
+        sql, encoded = self.driver.encode(self.table, self.columns, rows, extra=numbers)
+        self.driver.load(conn, sql, encoded)
+        if self.narrowing:
+            self._params = {"_batch_keys": [row[self.first_key] for row in rows]}
+
+    # -- statements -----------------------------------------------------------------------
+
+    def update_matching(self, conn: Connection, names: tuple[str, ...], shared: Row) -> int:
+        """Set ``names`` (and ``shared``) on every row of the table matching a staged key."""
+        key = ("update", names, tuple(shared))
+        stmt = self._statements.get(key)
+        if stmt is None:
+            values: dict[str, Any] = {n: self.table.c[n] for n in names}
+            values.update(self._shared(shared))
+            where = (self.match, *self.narrowing, *self.where)
+            stmt = self._statements[key] = sa.update(self.target).where(*where).values(values)
+        return conn.execute(stmt, self._bind(shared)).rowcount
+
+    def insert_missing(self, conn: Connection, shared: Row) -> int:
+        """Insert the staged rows whose key no row in scope holds; return how many."""
+        key = ("insert", tuple(shared))
+        stmt = self._statements.get(key)
+        if stmt is None:
+            source = [self.table.c[n] for n in self.columns]
+            source.extend(self._shared(shared).values())
+            taken = sa.exists().where(self.match, *self.narrowing, *self.where)
+            select = sa.select(*source).where(~taken).order_by(self.table.c[ROW_NUMBER])
+            stmt = sa.insert(self.target).from_select([*self.columns, *shared], select)
+            # SQLAlchemy keeps an INSERT's row count only when asked to.
+            stmt = self._statements[key] = stmt.execution_options(preserve_rowcount=True)
+        return conn.execute(stmt, self._bind(shared)).rowcount
+
+    def matched(self, conn: Connection, pk: str) -> dict[int, Any]:
+        """Row number -> primary key of the table row holding that staged row's key."""
+        number = self.table.c[ROW_NUMBER]
+        on = sa.and_(self.match, *self.narrowing, *self.where)
+        stmt = sa.select(number, self.target.c[pk]).join_from(self.table, self.target, on)
+        return {n: found for n, found in conn.execute(stmt, self._params)}
+
+    def _shared(self, shared: Row) -> dict[str, Any]:
+        """Shared columns as parameters of their columns' types; SQL expressions as they are."""
+        return {
+            name: value
+            if isinstance(value, sa.ClauseElement)
+            else sa.bindparam(f"_shared_{name}", type_=self.target.c[name].type)
+            for name, value in shared.items()
+        }
+
+    def _bind(self, shared: Row) -> dict[str, Any]:
+        """Parameters of a statement: the batch's keys and the shared values."""
+        params = dict(self._params)
+        for name, value in shared.items():
+            if not isinstance(value, sa.ClauseElement):
+                params[f"_shared_{name}"] = value
+        return params
