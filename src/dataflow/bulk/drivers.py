@@ -8,10 +8,10 @@ they are stored exactly as a single-record write stores them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import repeat
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -20,6 +20,17 @@ from sqlalchemy.engine import Connection, Dialect
 from dataflow.errors import ConfigurationError
 
 Row = dict[str, Any]
+
+
+class RowRefused(Exception):
+    """The database refused the row at ``position`` of a load, as the driver could tell."""
+
+    def __init__(self, position: int, error: sa.exc.DBAPIError) -> None:
+        super().__init__(f"row {position} of the batch was refused: {error}")
+        self.position = position
+        self.error = error
+
+
 #: A row as the driver takes it: a tuple for positional parameters, a dict for named ones.
 Encoded = tuple[Any, ...] | Row
 
@@ -32,6 +43,8 @@ class Driver:
 
     #: Whether a rollback undoes CREATE and DROP of temporary tables.
     transactional_ddl = True
+    #: Whether ``load`` raises RowRefused, naming the refused row, rather than a plain error.
+    names_refused_rows = False
 
     def __init__(self, dialect: Dialect, kinds: dict[str, str]) -> None:
         self.dialect = dialect
@@ -147,6 +160,17 @@ class Driver:
 
 
 class SQLiteDriver(Driver):
+    names_refused_rows = True
+
+    def load(self, conn: Connection, sql: str, rows: Sequence[Encoded]) -> None:
+        # executemany stops at the refused row, each row before it counted as one change.
+        driver = conn.connection.driver_connection
+        before = driver.total_changes  # type: ignore[union-attr]
+        try:
+            super().load(conn, sql, rows)
+        except sa.exc.DBAPIError as exc:
+            raise RowRefused(driver.total_changes - before, exc) from exc  # type: ignore[union-attr]
+
     def reserve_ids(self, conn: Connection, table: sa.Table, pk: str, rows: list[Row]) -> bool:
         # SQLite numbers a row without a key max(rowid) + 1; the write transaction holds the
         # database lock, so assigning those numbers here gives the same ids, known up front.
@@ -163,6 +187,8 @@ class SQLiteDriver(Driver):
 
 class PostgresDriver(Driver):
     """COPY in binary format: about twice as fast as text, as the server parses nothing."""
+
+    names_refused_rows = True
 
     def __init__(self, dialect: Dialect, kinds: dict[str, str]) -> None:
         super().__init__(dialect, kinds)
@@ -185,12 +211,24 @@ class PostgresDriver(Driver):
     def load(self, conn: Connection, sql: str, rows: Sequence[Encoded]) -> None:
         if not rows:
             return
+        import psycopg
+
         types = self._column_types(conn, sql)
         driver = conn.connection.driver_connection
-        with _as_sqlalchemy_error(sql), driver.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[union-attr]
-            copy.set_types(types)
-            for row in rows:
-                copy.write_row(row)
+        try:
+            with driver.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[union-attr]
+                copy.set_types(types)
+                for row in rows:
+                    copy.write_row(row)
+        except psycopg.Error as exc:
+            error = cast(
+                sa.exc.DBAPIError, sa.exc.DBAPIError.instance(sql, None, exc, psycopg.Error)
+            )
+            # The server names the COPY line it refused: "COPY products, line 7".
+            line = re.search(r"\bline (\d+)", exc.diag.context or "")
+            if line is None:
+                raise error from exc
+            raise RowRefused(int(line.group(1)) - 1, error) from exc
 
     def _column_types(self, conn: Connection, sql: str) -> list[int]:
         """The type OIDs of the COPY's columns, which binary COPY must be told."""
@@ -265,14 +303,3 @@ _DRIVERS: dict[str, type[Driver]] = {
 
 def driver_for(dialect: Dialect, kinds: dict[str, str]) -> Driver:
     return _DRIVERS.get(dialect.name, Driver)(dialect, kinds)
-
-
-@contextmanager
-def _as_sqlalchemy_error(statement: str) -> Iterator[None]:
-    """Driver errors from a raw cursor, raised as SQLAlchemy's so ``dberrors`` words them."""
-    import psycopg
-
-    try:
-        yield
-    except psycopg.Error as exc:
-        raise sa.exc.DBAPIError.instance(statement, None, exc, psycopg.Error) from exc

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
-from dataflow.bulk.drivers import Driver, Row, driver_for
+from dataflow.bulk.drivers import Driver, Row, RowRefused, driver_for
 from dataflow.bulk.rows import (
     BadRow,
     Progress,
@@ -47,6 +47,8 @@ _ROW_ERRORS = (sa_exc.IntegrityError, sa_exc.DataError)
 
 @dataclass(slots=True)
 class Outcome:
+    """What a bulk call did: counts, ids by input row (when asked), and rows left out."""
+
     processed: int = 0
     inserted: int = 0
     updated: int = 0
@@ -208,19 +210,21 @@ class BulkRun:
                 self._apply(conn, full, at, self._returning)
                 continue
             sql, encoded = self.driver.encode(self.table, names, group, shared)
-            ids = dict(zip(at, map(dict.get, group, repeat(pk)), strict=True))
+            given: dict[int, Any] = {}
+            if self.outcome.ids is not None:
+                given = dict(zip(at, map(dict.get, group, repeat(pk)), strict=True))
 
             def load(
                 conn: Connection,
                 part: list[Any],
                 part_at: list[int],
                 sql: str = sql,
-                ids: dict[int, Any] = ids,
+                given: dict[int, Any] = given,
             ) -> None:
                 self.driver.load(conn, sql, part)
-                self._inserted(part_at, [ids[i] for i in part_at])
+                self._inserted(part_at, [given.get(i) for i in part_at])
 
-            self._apply(conn, encoded, at, load)
+            self._apply(conn, encoded, at, load, self.driver.names_refused_rows)
 
     def _returning(self, conn: Connection, rows: list[Row], indexes: list[int]) -> None:
         self._inserted(indexes, self.driver.insert_returning(conn, self.table, self.pk, rows))
@@ -289,25 +293,49 @@ class BulkRun:
 
     # -- savepoints and bad rows ----------------------------------------------------------
 
-    def _apply(self, conn: Connection, items: list[Any], indexes: list[int], write: Write) -> None:
+    def _apply(
+        self,
+        conn: Connection,
+        items: list[Any],
+        indexes: list[int],
+        write: Write,
+        names_rows: bool = False,
+    ) -> None:
         """Write ``items`` in a savepoint; if the database refuses, find the rows at fault.
 
         Halving keeps what succeeds, so a batch with one bad row costs about 2 * log2(batch)
         extra statements. An atomic call stops at the first bad row; others note it, go on.
+        An atomic write whose driver names the refused row itself needs no savepoint.
         """
+        if names_rows and self.plan.atomic:
+            try:
+                write(conn, items, indexes)
+            except RowRefused as refused:
+                self._refused(indexes[refused.position], _row_error(refused.error))
+            return
         try:
             with conn.begin_nested():
                 write(conn, items, indexes)
-        except _ROW_ERRORS as exc:
-            if len(items) > 1:
-                half = len(items) // 2
-                self._apply(conn, items[:half], indexes[:half], write)
-                self._apply(conn, items[half:], indexes[half:], write)
+        except (*_ROW_ERRORS, RowRefused) as exc:
+            error = _row_error(exc.error if isinstance(exc, RowRefused) else exc)
+            if len(items) == 1:
+                self._refused(indexes[0], error)
                 return
-            index = indexes[0]
-            error = translate(exc, f"{self.scope.label}: row {index}", index)
-            error.__cause__ = exc
-            self._failed(index, describe(exc), None, error)
+            half = len(items) // 2
+            self._apply(conn, items[:half], indexes[:half], write)
+            self._apply(conn, items[half:], indexes[half:], write)
+
+    def _refused(self, index: int, exc: sa_exc.DBAPIError) -> None:
+        error = translate(exc, f"{self.scope.label}: row {index}", index)
+        error.__cause__ = exc
+        self._failed(index, describe(exc), None, error)
+
+
+def _row_error(error: sa_exc.DBAPIError) -> sa_exc.DBAPIError:
+    """``error`` if a row's values can cause it; any other error is raised as it is."""
+    if not isinstance(error, _ROW_ERRORS):
+        raise error
+    return error
 
 
 def _grouped(

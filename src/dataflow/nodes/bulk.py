@@ -102,12 +102,16 @@ class BulkNode(ModelNode):
         """``conflict_on``, else the first unique field set the first row carries, else the pk."""
         if given:
             return tuple(given), data
+        first: Any = None
         if isinstance(data, Sequence):  # peek without losing the length progress reports
             first = data[0] if data else None
         else:
             rows = iter(data)
-            first = next(rows, None)
-            data = itertools.chain([first], rows) if first is not None else ()
+            for first in rows:
+                data = itertools.chain([first], rows)
+                break
+            else:
+                data = ()
         if isinstance(first, Mapping):
             for fields in self.model.unique_sets:
                 if all(first.get(f) is not None for f in fields):
