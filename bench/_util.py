@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import gc
+import sqlite3
 import time
 from collections.abc import Callable
+
+import sqlalchemy as sa
 
 
 def rate(fn: Callable[[int], None], n: int, repeat: int = 3) -> float:
@@ -33,3 +36,16 @@ def table(title: str, header: list[str], rows: list[list[str]]) -> str:
         for r in rows
     ]
     return "\n".join([f"### {title}", "", line, sep, *body])
+
+
+def core_engine(url: str) -> sa.Engine:
+    """A SQLAlchemy engine; SQLite files in WAL mode, as DataFlow runs them."""
+    engine = sa.create_engine(url)
+    if engine.dialect.name == "sqlite":
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: sqlite3.Connection, _: object) -> None:
+            dbapi_conn.execute("PRAGMA journal_mode=WAL")
+            dbapi_conn.execute("PRAGMA synchronous=NORMAL")
+
+    return engine

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
-from _util import table
+from _util import core_engine, table
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from dataflow import DataFlow
@@ -30,6 +30,8 @@ from kailash import LocalRuntime, WorkflowBuilder
 
 N = 100_000
 REPEAT = 3
+#: Set-based statements take tens of milliseconds: more tries steady them on a shared machine.
+SHORT_REPEAT = 9
 OPS = ["create", "upsert", "update by filter", "update rows", "delete by filter"]
 _INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert, "mysql": mysql.insert}
 
@@ -51,6 +53,10 @@ def _category(i: int) -> str:
     return "electronics" if i % 2 else "garden"
 
 
+def best_short(prepare: Callable[[], Any], work: Callable[[Any], int]) -> float:
+    return best(prepare, work, SHORT_REPEAT)
+
+
 def empty(dialect: str, table_name: str) -> str:
     """Emptying a table the same way for every peer: TRUNCATE leaves no dead rows behind."""
     if dialect == "sqlite":
@@ -59,11 +65,11 @@ def empty(dialect: str, table_name: str) -> str:
     return f"TRUNCATE TABLE {table_name}{restart}"
 
 
-def best(prepare: Callable[[], Any], work: Callable[[Any], int]) -> float:
-    """Rows per second of ``work(prepare())``, best of REPEAT; ``work`` returns the rows done."""
+def best(prepare: Callable[[], Any], work: Callable[[Any], int], repeat: int = REPEAT) -> float:
+    """Rows per second of ``work(prepare())``, best of ``repeat``; ``work`` returns rows done."""
     fastest = float("inf")
     done = 0
-    for _ in range(REPEAT):
+    for _ in range(repeat):
         state = prepare()
         gc.collect()
         start = time.perf_counter()
@@ -113,7 +119,7 @@ def bench_dataflow(url: str) -> dict[str, float]:
             lambda: reset(N),
             lambda _: _sum(node("BenchProductBulkUpsertNode", {"data": upsert_rows})),
         ),
-        "update by filter": best(
+        "update by filter": best_short(
             lambda: reset(N),
             lambda _: node(
                 "BenchProductBulkUpdateNode",
@@ -124,7 +130,7 @@ def bench_dataflow(url: str) -> dict[str, float]:
             lambda: reset(N),
             lambda _: node("BenchProductBulkUpdateNode", {"data": update_rows})["updated"],
         ),
-        "delete by filter": best(
+        "delete by filter": best_short(
             lambda: reset(N),
             lambda _: node("BenchProductBulkDeleteNode", {"filter": {"category": "electronics"}})[
                 "deleted"
@@ -145,13 +151,7 @@ def _sum(out: dict[str, int]) -> int:
 
 
 def bench_core(url: str) -> dict[str, float]:
-    engine = sa.create_engine(url)
-    if engine.dialect.name == "sqlite":
-
-        @sa.event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: sqlite3.Connection, _: object) -> None:
-            dbapi_conn.execute("PRAGMA journal_mode=WAL")
-            dbapi_conn.execute("PRAGMA synchronous=NORMAL")
+    engine = core_engine(url)
 
     metadata = sa.MetaData()
     products = sa.Table(
@@ -214,9 +214,9 @@ def bench_core(url: str) -> dict[str, float]:
     out = {
         "create": best(reset, create),
         "upsert": best(lambda: reset(N), upsert),
-        "update by filter": best(lambda: reset(N), update_filter),
+        "update by filter": best_short(lambda: reset(N), update_filter),
         "update rows": best(lambda: reset(N), update_rows),
-        "delete by filter": best(lambda: reset(N), delete),
+        "delete by filter": best_short(lambda: reset(N), delete),
     }
     metadata.drop_all(engine)
     engine.dispose()
@@ -272,7 +272,7 @@ def bench_raw_sqlite(path: str) -> dict[str, float]:
     out = {
         "create": best(reset, lambda _: run(insert, tuples(rows()), many=True)),
         "upsert": best(lambda: reset(N), lambda _: run(upsert, tuples(rows(N // 2 + 1)), True)),
-        "update by filter": best(
+        "update by filter": best_short(
             lambda: reset(N),
             lambda _: run(
                 "UPDATE raw_products SET price = price * ?, updated_at = ? WHERE category = ?",
@@ -287,7 +287,7 @@ def bench_raw_sqlite(path: str) -> dict[str, float]:
                 many=True,
             ),
         ),
-        "delete by filter": best(
+        "delete by filter": best_short(
             lambda: reset(N),
             lambda _: run("DELETE FROM raw_products WHERE category = ?", ("electronics",)),
         ),
@@ -313,8 +313,11 @@ def bench_raw_psycopg(url: str) -> dict[str, dict[str, float]]:
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         return [(*row.values(), now, now) for row in source]
 
-    def copy(source: list[dict[str, Any]]) -> int:
-        with conn.cursor() as cursor, cursor.copy(f"COPY {name} ({columns}) FROM STDIN") as cp:
+    def copy(source: list[dict[str, Any]], binary: bool = False) -> int:
+        sql = f"COPY {name} ({columns}) FROM STDIN" + (" (FORMAT BINARY)" if binary else "")
+        with conn.cursor() as cursor, cursor.copy(sql) as cp:
+            if binary:
+                cp.set_types(["text", "float8", "text", "timestamp", "timestamp"])
             for row in tuples(source):
                 cp.write_row(row)
         conn.commit()
@@ -350,14 +353,15 @@ def bench_raw_psycopg(url: str) -> dict[str, dict[str, float]]:
         (0.9, "electronics"),
     )
     shared = {
-        "update by filter": best(lambda: reset(N), lambda _: one(*update_filter)),
-        "delete by filter": best(
+        "update by filter": best_short(lambda: reset(N), lambda _: one(*update_filter)),
+        "delete by filter": best_short(
             lambda: reset(N),
             lambda _: one(f"DELETE FROM {name} WHERE category = %s", ("electronics",)),
         ),
     }
     out = {
         "raw psycopg COPY": {"create": best(reset, lambda _: copy(rows())), **shared},
+        "raw psycopg COPY (binary)": {"create": best(reset, lambda _: copy(rows(), True))},
         "raw psycopg executemany": {
             "create": best(reset, lambda _: many(insert, tuples(rows()))),
             "upsert": best(lambda: reset(N), lambda _: many(upsert, tuples(rows(N // 2 + 1)))),
@@ -424,14 +428,14 @@ def bench_raw_pymysql(url: str) -> dict[str, float]:
     out = {
         "create": best(reset, lambda _: run(insert, tuples(rows()), many=True)),
         "upsert": best(lambda: reset(N), lambda _: run(upsert, tuples(rows(N // 2 + 1)), True)),
-        "update by filter": best(
+        "update by filter": best_short(
             lambda: reset(N),
             lambda _: run(
                 f"UPDATE {name} SET price = price * %s, updated_at = NOW(6) WHERE category = %s",
                 (0.9, "electronics"),
             ),
         ),
-        "delete by filter": best(
+        "delete by filter": best_short(
             lambda: reset(N),
             lambda _: run(f"DELETE FROM {name} WHERE category = %s", ("electronics",)),
         ),

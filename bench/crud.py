@@ -14,7 +14,7 @@ import sys
 import tempfile
 
 import sqlalchemy as sa
-from _util import rate, table
+from _util import core_engine, rate, table
 
 from dataflow import DataFlow
 from kailash import LocalRuntime, Node, WorkflowBuilder
@@ -65,13 +65,7 @@ def bench_dataflow(url: str) -> dict[str, float]:
 
 
 def bench_core(url: str) -> dict[str, float]:
-    engine = sa.create_engine(url)
-    if engine.dialect.name == "sqlite":
-
-        @sa.event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: sqlite3.Connection, _: object) -> None:
-            dbapi_conn.execute("PRAGMA journal_mode=WAL")
-            dbapi_conn.execute("PRAGMA synchronous=NORMAL")
+    engine = core_engine(url)
 
     metadata = sa.MetaData()
     users = sa.Table(

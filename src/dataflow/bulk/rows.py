@@ -1,4 +1,4 @@
-"""Input rows of a bulk operation: checked and coerced one by one, streamed in batches."""
+"""Input rows of a bulk operation: streamed in batches, checked and coerced field by field."""
 
 from __future__ import annotations
 
@@ -19,8 +19,14 @@ Row = dict[str, Any]
 
 #: Field kinds whose checker returns a value of exactly this type unchanged: such values
 #: skip the checker (the common case, and the one that keeps big imports fast).
-_AS_IS = {"str": str, "int": int, "float": float, "bool": bool, "Decimal": decimal.Decimal}
-_AS_IS["date"] = dt.date
+_AS_IS: dict[str, type] = {
+    "str": str,
+    "int": int,
+    "float": float,
+    "bool": bool,
+    "Decimal": decimal.Decimal,
+    "date": dt.date,
+}
 
 
 class _NeverExact:
@@ -228,7 +234,7 @@ class Progress:
 
     def __init__(
         self, option: bool | Callable[[int, int | None], Any], total: int | None, label: str
-    ):
+    ) -> None:
         self.total = total
         self.done = 0
         self._bar: Any = None
