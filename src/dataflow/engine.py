@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -23,6 +23,9 @@ from dataflow.schema.sync import sync_table
 from dataflow.schema.tables import build_table
 from kailash.nodes.base import Node
 from kailash.nodes.registry import NodeRegistry, default_registry
+
+if TYPE_CHECKING:
+    from kailash.servers.gateway.protocol import ModelInfo, Problem
 
 log = logging.getLogger("dataflow")
 _announced_default = False
@@ -114,6 +117,24 @@ class DataFlow:
         key = self.registry.register(node_cls, name, replace=True)
         self._nodes[key] = node_cls
         return key
+
+    # -- serving (kailash.servers.gateway.DataSource) --------------------------------------
+
+    def describe_models(self) -> list[ModelInfo]:
+        """The models as the gateway and Nexus serve them: fields, types, operations."""
+        from dataflow.serving import describe_model
+
+        return [describe_model(spec, self._nodes) for spec in self._models.values()]
+
+    def explain_error(self, error: BaseException) -> Problem | None:
+        """What an error of this instance's nodes means to an API caller."""
+        from dataflow.serving import explain_error
+
+        return explain_error(error)
+
+    @property
+    def tenant_id_header(self) -> str:
+        return self.config.tenant_id_header
 
     # -- schema ---------------------------------------------------------------------------
 

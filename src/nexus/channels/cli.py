@@ -1,0 +1,357 @@
+"""The ``nexus`` command: the app's models, nodes and workflows as commands.
+
+``nexus --app module:attr`` (or ``NEXUS_APP``) names the user's Nexus (or DataFlow) object. Commands
+run in-process through the same service as REST and MCP, or, with ``--url``, against a running
+server over HTTP; either way the credentials given (``--api-key``, ``--token``, ``--tenant``)
+are checked by the same rules.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+from pydantic_core import to_jsonable_python
+
+from kailash.servers.gateway.auth import Credentials
+from kailash.servers.gateway.errors import GatewayError
+from kailash.servers.gateway.protocol import DataSource, ModelInfo
+from kailash.servers.gateway.schemas import validate
+from nexus.app import Nexus
+from nexus.channels.remote import RemoteClient
+from nexus.channels.render import render
+
+APP_ENV = "NEXUS_APP"
+_STATE = "nexus.state"
+
+
+def load_app(path: str) -> Nexus:
+    """The Nexus at ``module:attribute`` (default attribute ``nexus``); a DataFlow is wrapped."""
+    module_name, _, attribute = path.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # like ``python -m``: modules next to the caller
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise click.UsageError(f"cannot import '{module_name}' (from --app {path}): {exc}") from exc
+    attribute = attribute or "nexus"
+    found = getattr(module, attribute, None)
+    if isinstance(found, Nexus):
+        return found
+    if isinstance(found, DataSource):
+        return Nexus(module_name, dataflow_integration=found)
+    raise click.UsageError(
+        f"--app {path}: '{module_name}.{attribute}' is "
+        f"{'missing' if found is None else type(found).__name__}; name a Nexus or DataFlow object"
+    )
+
+
+class LocalClient:
+    """Runs commands in this process, through the app's service."""
+
+    def __init__(self, nexus: Nexus, credentials: Credentials) -> None:
+        self.service = nexus.service
+        self.credentials = credentials
+
+    def call(self, model: ModelInfo, op: str, raw: dict[str, Any]) -> Any:
+        caller = self.service.auth.resolve(self.credentials)
+        args = validate(self.service.schemas(model).args[op], raw)
+        return self.service.call(caller, model, op, args)
+
+    def execute(self, name: str, raw: dict[str, Any]) -> Any:
+        caller = self.service.auth.resolve(self.credentials)
+        args = validate(self.service.executable(name).schema, raw)
+        return self.service.execute(caller, name, args)
+
+
+@dataclass(slots=True)
+class _State:
+    app: str | None
+    url: str | None
+    credentials: Credentials
+    loaded: Nexus | None = field(default=None)
+
+    def nexus(self) -> Nexus:
+        if self.loaded is None:
+            if not self.app:
+                raise click.UsageError(
+                    f"name your app with --app module:attribute or the {APP_ENV} variable"
+                )
+            nexus = load_app(self.app)
+            if not nexus.enable_cli:
+                raise click.UsageError(f"{nexus.title} has enable_cli=False")
+            self.loaded = nexus
+        return self.loaded
+
+    def client(self) -> LocalClient | RemoteClient:
+        if self.url:
+            auth = self.nexus().service.auth
+            return RemoteClient(self.url, self.credentials, auth.api_key_header, auth.tenant_header)
+        return LocalClient(self.nexus(), self.credentials)
+
+
+def _state(ctx: click.Context) -> _State:
+    root = ctx.find_root()
+    state = root.meta.get(_STATE)
+    if state is None:
+        params = root.params
+        credentials = Credentials(params.get("api_key"), params.get("token"), params.get("tenant"))
+        state = root.meta[_STATE] = _State(params.get("app"), params.get("url"), credentials)
+    return state
+
+
+def _run(
+    ctx: click.Context, action: Callable[[LocalClient | RemoteClient], Any], as_json: bool
+) -> None:
+    try:
+        output = action(_state(ctx).client())
+    except GatewayError as error:
+        where = f" (field {error.field})" if error.field else ""
+        raise click.ClickException(f"{error.status} {error.code}: {error.message}{where}") from None
+    click.echo(render(to_jsonable_python(output), as_json))
+
+
+# -- options generated from a request schema -----------------------------------------------
+
+_CLICK_TYPES = {"integer": click.INT, "number": click.FLOAT, "string": click.STRING}
+
+
+def _kind(prop: dict[str, Any]) -> str:
+    """The JSON-schema type of a property: integer, number, boolean, string or json."""
+    options = [p for p in prop.get("anyOf", [prop]) if p.get("type") != "null"]
+    kinds = {p.get("type") for p in options}
+    if len(kinds) == 1:
+        kind = kinds.pop()
+        return kind if kind in ("integer", "number", "boolean", "string") else "json"
+    return "string" if kinds == {"number", "string"} else "json"  # Decimal: its text form
+
+
+def schema_options(schema: Any, skip: tuple[str, ...] = ()) -> list[click.Option]:
+    """An option per property of a request schema: ``--customer-id``, ``--active/--no-active``."""
+    spec = schema.model_json_schema()
+    required = set(spec.get("required", []))
+    options = []
+    for name, prop in spec.get("properties", {}).items():
+        if name in skip:
+            continue
+        flag = "--" + name.replace("_", "-")
+        kind = _kind(prop)
+        note = "required" if name in required else "optional"
+        help_text = f"{name}: {prop.get('format', kind)}, {note}"
+        if "default" in prop:
+            help_text += f" (default {json.dumps(prop['default'])})"
+        if kind == "boolean":
+            options.append(
+                click.Option([f"{flag}/--no-{flag[2:]}", name], default=None, help=help_text)
+            )
+        elif kind == "json":
+            options.append(click.Option([flag, name], help=f"{help_text}; JSON"))
+        else:
+            options.append(click.Option([flag, name], type=_CLICK_TYPES[kind], help=help_text))
+    return options
+
+
+def _given(values: dict[str, Any], json_names: set[str]) -> dict[str, Any]:
+    out = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        if name in json_names:
+            try:
+                value = json.loads(value)
+            except ValueError as exc:
+                raise click.BadParameter(f"not valid JSON: {exc}", param_hint=f"--{name}") from None
+        out[name] = value
+    return out
+
+
+def _json_names(options: list[click.Option]) -> set[str]:
+    return {o.name for o in options if o.name and (o.help or "").endswith("; JSON")}
+
+
+_JSON_FLAG = click.Option(["--json", "as_json"], is_flag=True, help="Print JSON, not a table.")
+
+
+def _command(
+    name: str,
+    help_text: str,
+    options: list[click.Parameter],
+    action: Callable[..., Callable[[Any], Any]],
+) -> click.Command:
+    """A command whose callback turns its values into a client call."""
+    json_names = _json_names([o for o in options if isinstance(o, click.Option)])
+
+    @click.pass_context
+    def callback(ctx: click.Context, as_json: bool, **values: Any) -> None:
+        _run(ctx, action(_given(values, json_names)), as_json)
+
+    names = {p.name for p in options}
+    if "as_json" in names or "json" in names:
+        raise click.UsageError(f"{name}: a field named 'json' clashes with the --json flag")
+    return click.Command(name, callback=callback, params=[*options, _JSON_FLAG], help=help_text)
+
+
+# -- resource groups: nexus products create|list|get|update|delete ---------------------------
+
+
+def _id_argument(model: ModelInfo, schemas: Any) -> click.Argument:
+    kind = click.INT if model.pk.type is int else click.STRING
+    return click.Argument(["id"], type=kind)
+
+
+def resource_group(nexus: Nexus, model: ModelInfo) -> click.Group:
+    service = nexus.service
+    schemas = service.schemas(model)
+    ops = service.operations(model)
+    group = click.Group(
+        model.plural,
+        help=f"{model.name} records: {', '.join(f.name for f in model.fields)}.",
+    )
+    pk = _id_argument(model, schemas)
+    if "create" in ops:
+        group.add_command(
+            _command(
+                "create",
+                f"Create a {model.name}.",
+                [*schema_options(schemas.create)],
+                lambda v: lambda c: c.call(model, "create", v),
+            )
+        )
+    if "list" in ops:
+        list_options: list[click.Parameter] = [
+            click.Option(["--filter", "filter"], help='A JSON filter, e.g. {"price": 10}; JSON'),
+            click.Option(["--sort"], help='Comma-separated names ("-" for descending) or JSON.'),
+            click.Option(["--limit"], type=click.IntRange(min=0)),
+            click.Option(["--offset"], type=click.IntRange(min=0)),
+            click.Option(["--fields"], help="Comma-separated field names."),
+            click.Option(
+                ["--count-total", "count_total"],
+                is_flag=True,
+                default=None,
+                help="Also count every matching record.",
+            ),
+        ]
+
+        def listing(values: dict[str, Any]) -> Callable[[Any], Any]:
+            sort = values.pop("sort", None)
+            if sort is not None:
+                values["sort"] = json.loads(sort) if sort.lstrip()[:1] in "[{" else sort.split(",")
+            if "fields" in values:
+                values["fields"] = [f.strip() for f in values["fields"].split(",") if f.strip()]
+            return lambda c: c.call(model, "list", values)
+
+        group.add_command(_command("list", f"List {model.plural}.", list_options, listing))
+    if "read" in ops:
+        group.add_command(
+            _command(
+                "get", f"Show one {model.name}.", [pk], lambda v: lambda c: c.call(model, "read", v)
+            )
+        )
+    if "update" in ops:
+        group.add_command(
+            _command(
+                "update",
+                f"Change fields of a {model.name}.",
+                [pk, *schema_options(schemas.patch)],
+                lambda v: lambda c: c.call(model, "update", v),
+            )
+        )
+    if "delete" in ops:
+        group.add_command(
+            _command(
+                "delete",
+                f"Delete a {model.name}.",
+                [pk],
+                lambda v: lambda c: c.call(model, "delete", v),
+            )
+        )
+    return group
+
+
+class ExecuteGroup(click.Group):
+    """``nexus execute <NodeType or workflow> --param value ...``"""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_state(ctx).nexus().service.executables())
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = _state(ctx).nexus().service.executables().get(name)
+        if target is None:
+            return None
+        return _command(
+            name,
+            target.description,
+            [*schema_options(target.schema)],
+            lambda v: lambda c: c.execute(name, v),
+        )
+
+
+class NexusGroup(click.Group):
+    """The root command: built-in commands, then one group per model of the app."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = super().list_commands(ctx)
+        state = _state(ctx)
+        if state.app:
+            nexus = state.nexus()
+            if nexus.auto_generate_cli_commands:
+                names += [m.plural for m in nexus.service.models()]
+        return names
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        found = super().get_command(ctx, name)
+        if found is not None:
+            return found
+        nexus = _state(ctx).nexus()
+        if not nexus.auto_generate_cli_commands:
+            return None
+        model = next((m for m in nexus.service.models() if m.plural == name), None)
+        return resource_group(nexus, model) if model is not None else None
+
+
+@click.group(cls=NexusGroup)
+@click.option("--app", envvar=APP_ENV, is_eager=True, help="The app: module:attribute.")
+@click.option("--url", envvar="NEXUS_URL", help="Call a running server instead (http://host:port).")
+@click.option("--api-key", envvar="NEXUS_API_KEY", help="An API key.")
+@click.option("--token", envvar="NEXUS_TOKEN", help="A JWT bearer token.")
+@click.option("--tenant", envvar="NEXUS_TENANT", help="The tenant to act for.")
+def main(**_: Any) -> None:
+    """Nexus: your DataFlow models, nodes and workflows from the command line."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int) -> None:
+    """Serve the REST API (and MCP at /mcp) with uvicorn."""
+    nexus = _state(ctx).nexus()
+    if not (nexus.enable_api or nexus.enable_mcp):
+        raise click.UsageError(f"{nexus.title} has neither the API nor MCP enabled")
+    nexus.run(host=host, port=port)
+
+
+@main.command()
+@click.pass_context
+def mcp(ctx: click.Context) -> None:
+    """Serve MCP over stdin/stdout, acting with --api-key / --token / --tenant."""
+    import anyio
+
+    state = _state(ctx)
+    if state.url:
+        raise click.UsageError(
+            f"nexus mcp serves the app itself; a running server has MCP at {state.url}/mcp"
+        )
+    try:
+        anyio.run(state.nexus().serve_mcp_stdio, state.credentials)
+    except GatewayError as error:
+        raise click.ClickException(f"{error.status} {error.code}: {error.message}") from None
+
+
+main.add_command(ExecuteGroup("execute", help="Execute a node type or a registered workflow."))
