@@ -102,7 +102,9 @@ def _state(ctx: click.Context) -> _State:
     if state is None:
         params = root.params
         credentials = Credentials(params.get("api_key"), params.get("token"), params.get("tenant"))
-        state = root.meta[_STATE] = _State(params.get("app"), params.get("url"), credentials)
+        # ``--help`` may be handled before the environment fills ``--app``: read it directly.
+        app = params.get("app") or os.environ.get(APP_ENV)
+        state = root.meta[_STATE] = _State(app, params.get("url"), credentials)
     return state
 
 

@@ -91,7 +91,12 @@ def _error_handlers(app: FastAPI) -> None:
 
     async def invalid(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        error = validation_error(exc.errors(), skip=("body", "query", "path"))
+        errors = exc.errors()
+        endpoint = getattr(request.scope.get("route"), "endpoint", None)
+        if getattr(endpoint, "tagged_body", False):
+            # A tagged union's errors name the variant (body.create.data...): drop the tag.
+            errors = [{**e, "loc": (e["loc"][0], *e["loc"][2:])} for e in errors]
+        error = validation_error(errors, skip=("body", "query", "path"))
         return JSONResponse(error.body(), status_code=422)
 
     app.add_exception_handler(GatewayError, refused)
@@ -253,6 +258,7 @@ def _model_routes(app: FastAPI, service: GatewayService, model: ModelInfo) -> No
             op = "bulk_" + values.pop("operation")
             return call(caller, op, values)
 
+        bulk_records.tagged_body = len(bulk) > 1
         names = ", ".join(op.removeprefix("bulk_") for op in bulk)
         route(
             f"{base}/bulk",

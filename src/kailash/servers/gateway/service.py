@@ -18,7 +18,7 @@ from kailash.errors import NodeExecutionError, WorkflowValidationError
 from kailash.nodes.base import Node
 from kailash.runtime.local import LocalRuntime, Results
 from kailash.servers.gateway.auth import Authenticator, Caller
-from kailash.servers.gateway.errors import STATUS, GatewayError
+from kailash.servers.gateway.errors import STATUS, GatewayConfigurationError, GatewayError
 from kailash.servers.gateway.metrics import Metrics
 from kailash.servers.gateway.protocol import (
     BULK_OPERATIONS,
@@ -112,6 +112,7 @@ class GatewayService:
     def register(self, name: str, workflow: WorkflowBuilder | Workflow) -> RegisteredWorkflow:
         """Serve ``workflow`` under ``name`` on every channel."""
         registered = RegisteredWorkflow(name, workflow)
+        _check_name(name, self.source)
         with self._lock:
             self.workflows[name] = registered
             self._catalog = None
@@ -164,10 +165,7 @@ class GatewayService:
                     description=(node.__doc__ or name).strip().splitlines()[0],
                 )
         for name, registered in self.workflows.items():
-            if name in catalog.executables:
-                raise GatewayError(
-                    500, "conflict", f"workflow '{name}' has the name of a node type; rename it"
-                )
+            _check_name(name, self.source)
             touched = {
                 owned[c.node_type()][0].name: owned[c.node_type()][0]
                 for c in registered.node_classes
@@ -323,6 +321,13 @@ class GatewayService:
         log.error("gateway: an operation failed", exc_info=exc)
         return GatewayError(
             500, "internal_error", "the operation failed on the server; its log has the details"
+        )
+
+
+def _check_name(name: str, source: DataSource | None) -> None:
+    if source is not None and name in source.nodes:
+        raise GatewayConfigurationError(
+            f"workflow '{name}' has the name of a node type of the data source; rename it"
         )
 
 
