@@ -22,7 +22,7 @@ from pydantic_core import to_jsonable_python
 from kailash.servers.gateway.auth import Credentials
 from kailash.servers.gateway.errors import GatewayError
 from kailash.servers.gateway.protocol import DataSource, ModelInfo
-from kailash.servers.gateway.schemas import validate
+from kailash.servers.gateway.schemas import split_names, validate
 from nexus.app import Nexus
 from nexus.channels.remote import RemoteClient
 from nexus.channels.render import render
@@ -121,7 +121,43 @@ def _run(
 
 # -- options generated from a request schema -----------------------------------------------
 
-_CLICK_TYPES = {"integer": click.INT, "number": click.FLOAT, "string": click.STRING}
+
+class JSONValue(click.ParamType):
+    """An option value written as JSON (filters, rows, lists)."""
+
+    name = "json"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return json.loads(value)
+        except ValueError as exc:
+            self.fail(f"not valid JSON: {exc}", param, ctx)
+
+
+class TextList(click.ParamType):
+    """``--fields name,price`` and ``--sort -price,name`` (or a JSON sort)."""
+
+    name = "list"
+
+    def __init__(self, json_too: bool = False) -> None:
+        self.json_too = json_too
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        if self.json_too and value.lstrip()[:1] in ("[", "{"):
+            return JSONValue().convert(value, param, ctx)
+        return split_names(value)
+
+
+_CLICK_TYPES: dict[str, click.ParamType] = {
+    "integer": click.INT,
+    "number": click.FLOAT,
+    "string": click.STRING,
+    "json": JSONValue(),
+}
 
 
 def _kind(prop: dict[str, Any]) -> str:
@@ -134,14 +170,12 @@ def _kind(prop: dict[str, Any]) -> str:
     return "string" if kinds == {"number", "string"} else "json"  # Decimal: its text form
 
 
-def schema_options(schema: Any, skip: tuple[str, ...] = ()) -> list[click.Option]:
+def schema_options(schema: Any) -> list[click.Parameter]:
     """An option per property of a request schema: ``--customer-id``, ``--active/--no-active``."""
     spec = schema.model_json_schema()
     required = set(spec.get("required", []))
-    options = []
+    options: list[click.Parameter] = []
     for name, prop in spec.get("properties", {}).items():
-        if name in skip:
-            continue
         flag = "--" + name.replace("_", "-")
         kind = _kind(prop)
         note = "required" if name in required else "optional"
@@ -149,130 +183,78 @@ def schema_options(schema: Any, skip: tuple[str, ...] = ()) -> list[click.Option
         if "default" in prop:
             help_text += f" (default {json.dumps(prop['default'])})"
         if kind == "boolean":
-            options.append(
-                click.Option([f"{flag}/--no-{flag[2:]}", name], default=None, help=help_text)
-            )
-        elif kind == "json":
-            options.append(click.Option([flag, name], help=f"{help_text}; JSON"))
+            decls = [f"{flag}/--no-{flag[2:]}", name]
+            options.append(click.Option(decls, default=None, help=help_text))
         else:
             options.append(click.Option([flag, name], type=_CLICK_TYPES[kind], help=help_text))
     return options
 
 
-def _given(values: dict[str, Any], json_names: set[str]) -> dict[str, Any]:
-    out = {}
-    for name, value in values.items():
-        if value is None:
-            continue
-        if name in json_names:
-            try:
-                value = json.loads(value)
-            except ValueError as exc:
-                raise click.BadParameter(f"not valid JSON: {exc}", param_hint=f"--{name}") from None
-        out[name] = value
-    return out
-
-
-def _json_names(options: list[click.Option]) -> set[str]:
-    return {o.name for o in options if o.name and (o.help or "").endswith("; JSON")}
-
-
 _JSON_FLAG = click.Option(["--json", "as_json"], is_flag=True, help="Print JSON, not a table.")
+
+Action = Callable[[LocalClient | RemoteClient, dict[str, Any]], Any]
 
 
 def _command(
-    name: str,
-    help_text: str,
-    options: list[click.Parameter],
-    action: Callable[..., Callable[[Any], Any]],
+    name: str, help_text: str, params: list[click.Parameter], action: Action
 ) -> click.Command:
-    """A command whose callback turns its values into a client call."""
-    json_names = _json_names([o for o in options if isinstance(o, click.Option)])
+    """A command whose given values become one client call."""
+    if any(p.name in ("json", "as_json") for p in params):
+        raise click.UsageError(f"{name}: a field named 'json' clashes with the --json flag")
 
     @click.pass_context
     def callback(ctx: click.Context, as_json: bool, **values: Any) -> None:
-        _run(ctx, action(_given(values, json_names)), as_json)
+        given = {k: v for k, v in values.items() if v is not None}
+        _run(ctx, lambda client: action(client, given), as_json)
 
-    names = {p.name for p in options}
-    if "as_json" in names or "json" in names:
-        raise click.UsageError(f"{name}: a field named 'json' clashes with the --json flag")
-    return click.Command(name, callback=callback, params=[*options, _JSON_FLAG], help=help_text)
+    return click.Command(name, callback=callback, params=[*params, _JSON_FLAG], help=help_text)
 
 
 # -- resource groups: nexus products create|list|get|update|delete ---------------------------
 
 
-def _id_argument(model: ModelInfo, schemas: Any) -> click.Argument:
-    kind = click.INT if model.pk.type is int else click.STRING
-    return click.Argument(["id"], type=kind)
+def _list_options() -> list[click.Parameter]:
+    return [
+        click.Option(["--filter", "filter"], type=JSONValue(), help='A filter: {"price": 10}.'),
+        click.Option(["--sort"], type=TextList(json_too=True), help="Names, '-' for descending."),
+        click.Option(["--limit"], type=click.IntRange(min=0)),
+        click.Option(["--offset"], type=click.IntRange(min=0)),
+        click.Option(["--fields"], type=TextList(), help="Comma-separated field names."),
+        click.Option(
+            ["--count-total", "count_total"],
+            is_flag=True,
+            default=None,
+            help="Also count every matching record.",
+        ),
+    ]
 
 
 def resource_group(nexus: Nexus, model: ModelInfo) -> click.Group:
-    service = nexus.service
-    schemas = service.schemas(model)
-    ops = service.operations(model)
-    group = click.Group(
-        model.plural,
-        help=f"{model.name} records: {', '.join(f.name for f in model.fields)}.",
-    )
-    pk = _id_argument(model, schemas)
-    if "create" in ops:
-        group.add_command(
-            _command(
-                "create",
-                f"Create a {model.name}.",
-                [*schema_options(schemas.create)],
-                lambda v: lambda c: c.call(model, "create", v),
-            )
-        )
-    if "list" in ops:
-        list_options: list[click.Parameter] = [
-            click.Option(["--filter", "filter"], help='A JSON filter, e.g. {"price": 10}; JSON'),
-            click.Option(["--sort"], help='Comma-separated names ("-" for descending) or JSON.'),
-            click.Option(["--limit"], type=click.IntRange(min=0)),
-            click.Option(["--offset"], type=click.IntRange(min=0)),
-            click.Option(["--fields"], help="Comma-separated field names."),
-            click.Option(
-                ["--count-total", "count_total"],
-                is_flag=True,
-                default=None,
-                help="Also count every matching record.",
-            ),
-        ]
+    """``nexus <plural> create|list|get|update|delete``, for the operations served."""
+    schemas = nexus.service.schemas(model)
+    ops = nexus.service.operations(model)
+    fields = ", ".join(f.name for f in model.fields)
+    group = click.Group(model.plural, help=f"{model.name} records: {fields}.")
+    pk = click.Argument(["id"], type=click.INT if model.pk.type is int else click.STRING)
 
-        def listing(values: dict[str, Any]) -> Callable[[Any], Any]:
-            sort = values.pop("sort", None)
-            if sort is not None:
-                values["sort"] = json.loads(sort) if sort.lstrip()[:1] in "[{" else sort.split(",")
-            if "fields" in values:
-                values["fields"] = [f.strip() for f in values["fields"].split(",") if f.strip()]
-            return lambda c: c.call(model, "list", values)
+    def calling(op: str) -> Action:
+        return lambda client, values: client.call(model, op, values)
 
-        group.add_command(_command("list", f"List {model.plural}.", list_options, listing))
-    if "read" in ops:
-        group.add_command(
-            _command(
-                "get", f"Show one {model.name}.", [pk], lambda v: lambda c: c.call(model, "read", v)
-            )
-        )
-    if "update" in ops:
-        group.add_command(
-            _command(
-                "update",
-                f"Change fields of a {model.name}.",
-                [pk, *schema_options(schemas.patch)],
-                lambda v: lambda c: c.call(model, "update", v),
-            )
-        )
-    if "delete" in ops:
-        group.add_command(
-            _command(
-                "delete",
-                f"Delete a {model.name}.",
-                [pk],
-                lambda v: lambda c: c.call(model, "delete", v),
-            )
-        )
+    commands: list[tuple[str, str, str, list[click.Parameter]]] = [
+        ("create", "create", f"Create a {model.name}.", schema_options(schemas.create)),
+        ("list", "list", f"List {model.plural}.", _list_options()),
+        ("get", "read", f"Show one {model.name}.", [pk]),
+        (
+            "update",
+            "update",
+            f"Change fields of a {model.name}.",
+            [pk, *schema_options(schemas.patch)],
+        ),
+        ("delete", "delete", f"Delete a {model.name}.", [pk]),
+    ]
+    for name, op, help_text, params in commands:
+        if op in ops:
+            group.add_command(_command(name, help_text, params, calling(op)))
     return group
 
 
@@ -289,8 +271,8 @@ class ExecuteGroup(click.Group):
         return _command(
             name,
             target.description,
-            [*schema_options(target.schema)],
-            lambda v: lambda c: c.execute(name, v),
+            schema_options(target.schema),
+            lambda client, values: client.execute(name, values),
         )
 
 

@@ -20,7 +20,7 @@ from kailash.servers.gateway.auth import Caller
 from kailash.servers.gateway.errors import GatewayError
 from kailash.servers.gateway.metrics import Metrics, RequestMetrics
 from kailash.servers.gateway.protocol import BULK_OPERATIONS, ModelInfo
-from kailash.servers.gateway.schemas import defaults_for, validate, validation_error
+from kailash.servers.gateway.schemas import defaults_for, split_names, validate, validation_error
 from kailash.servers.gateway.service import Executable, GatewayService
 
 _FILTER_HELP = 'A JSON filter, e.g. {"price": 10} or {"price": {"$gt": 10}}.'
@@ -127,7 +127,7 @@ def _json_query(name: str, text: str) -> Any:
 def _sort_query(text: str) -> Any:
     if text.lstrip().startswith(("[", "{")):
         return _json_query("sort", text)
-    return [part.strip() for part in text.split(",") if part.strip()]
+    return split_names(text)
 
 
 def _model_routes(app: FastAPI, service: GatewayService, model: ModelInfo) -> None:
@@ -171,7 +171,7 @@ def _model_routes(app: FastAPI, service: GatewayService, model: ModelInfo) -> No
             if limit is not None:
                 raw["limit"] = limit
             if fields:
-                raw["fields"] = [f.strip() for f in fields.split(",") if f.strip()]
+                raw["fields"] = split_names(fields)
             return call(caller, "list", validate(ListArgs, raw))
 
         def query_records(

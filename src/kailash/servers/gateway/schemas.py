@@ -200,6 +200,11 @@ def workflow_inputs(name: str, inputs: Mapping[str, Any] | None) -> type[BaseMod
     return create_model(f"{safe}Inputs", __config__=LAX, **spec)
 
 
+def split_names(text: str) -> list[str]:
+    """``"name, -price"`` -> ``["name", "-price"]`` (query strings and CLI options)."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 def validate(schema: type[BaseModel], raw: Any) -> dict[str, Any]:
     """Check ``raw`` against ``schema``; the values given, converted, or a 422 naming the field."""
     if not isinstance(raw, Mapping):

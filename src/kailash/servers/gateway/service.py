@@ -126,23 +126,18 @@ class GatewayService:
                 found = self._catalog = self._catalog or self._build_catalog()
         return found
 
-    def refresh(self) -> None:
-        """Read the data source's models again (after more were defined)."""
-        with self._lock:
-            self._catalog = None
-
     def _build_catalog(self) -> _Catalog:
         nodes: Mapping[str, type[Node]] = self.source.nodes if self.source is not None else {}
         models = list(self.source.describe_models()) if self.source is not None else []
         catalog = _Catalog({}, {}, {}, {})
-        owned: dict[str, tuple[ModelInfo, str]] = {}
+        owned: dict[str, ModelInfo] = {}  # node type -> the model it acts on
         for model in models:
             catalog.models[model.plural] = model
             schemas = catalog.schemas[model.name] = ModelSchemas(model, nodes)
             exposed = [op for op in OPERATIONS if op in schemas.args and self._exposes(op)]
             catalog.operations[model.name] = exposed
             for op, node_type in model.operations.items():
-                owned[node_type] = (model, op)
+                owned[node_type] = model
                 if op in exposed:
                     catalog.executables[node_type] = Executable(
                         node_type,
@@ -167,7 +162,7 @@ class GatewayService:
         for name, registered in self.workflows.items():
             _check_name(name, self.source)
             touched = {
-                owned[c.node_type()][0].name: owned[c.node_type()][0]
+                owned[c.node_type()].name: owned[c.node_type()]
                 for c in registered.node_classes
                 if c.node_type() in owned
             }
@@ -191,13 +186,6 @@ class GatewayService:
 
     def models(self) -> list[ModelInfo]:
         return list(self.catalog.models.values())
-
-    def model(self, plural: str) -> ModelInfo:
-        found = self.catalog.models.get(plural)
-        if found is None:
-            known = ", ".join(self.catalog.models) or "(none)"
-            raise GatewayError(404, "not_found", f"no model '{plural}'; models: {known}")
-        return found
 
     def schemas(self, model: ModelInfo) -> ModelSchemas:
         return self.catalog.schemas[model.name]
