@@ -107,7 +107,7 @@ class Nexus:
         )
 
     def __repr__(self) -> str:
-        return f"<Nexus {self.title!r} models={[m.plural for m in self.service.models()]}>"
+        return f"<Nexus {self.title!r}>"
 
     def register(self, name: str, workflow: WorkflowBuilder | Workflow) -> None:
         """Serve ``workflow`` under ``name`` on every channel.

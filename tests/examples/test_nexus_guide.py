@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import subprocess
+import shlex
 
 import anyio
 import httpx
@@ -12,7 +12,7 @@ from mcp import Client, StdioServerParameters
 
 from kailash import WorkflowBuilder
 from tests.examples.guide import block, run_block
-from tests.nexus.conftest import nexus_command, served
+from tests.nexus.conftest import nexus_command, run_nexus, served
 
 NEXUS = "DataFlow + Nexus Integration"
 GATEWAY = "Gateway API Generation"
@@ -41,27 +41,13 @@ def test_the_nexus_block_serves_rest_cli_and_mcp(guide_env, monkeypatch):
 
     # CLI: nexus execute ProductCreateNode --name "Test" --price 100
     (guide_env / "guideapp.py").write_text(block(NEXUS), encoding="utf-8")
-    env = {"PATH": "/usr/bin:/bin", "DATABASE_URL": _url_of(scope["db"])}
-    cli = subprocess.run(
-        [
-            nexus_command(),
-            "--app",
-            "guideapp:nexus",
-            "execute",
-            "ProductCreateNode",
-            "--name",
-            "Test",
-            "--price",
-            "100",
-            "--json",
-        ],
-        cwd=guide_env,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert cli.returncode == 0, cli.stderr
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DATABASE_URL": _url_of(scope["db"]),
+        "PYTHONPATH": str(guide_env),
+    }
+    command = 'execute ProductCreateNode --name "Test" --price 100 --json'
+    cli = run_nexus(env, "--app", "guideapp:nexus", *shlex.split(command))
     assert json.loads(cli.stdout)["result"]["price"] == 100
 
     # MCP: available to AI agents for data operations

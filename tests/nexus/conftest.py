@@ -123,6 +123,23 @@ def app_env(tmp_path) -> dict[str, str]:
     return env
 
 
+def run_nexus(env: dict[str, str], *args: str, ok: bool = True) -> Any:
+    """Run the installed ``nexus`` command in ``env["PYTHONPATH"]``, where the app module is."""
+    import subprocess
+
+    done = subprocess.run(
+        [nexus_command(), *args],
+        env=env,
+        cwd=env["PYTHONPATH"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if ok:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
 def nexus_command() -> str:
     """The installed ``nexus`` console script of this environment."""
     import shutil

@@ -11,20 +11,7 @@ import httpx
 import pytest
 
 from tests.nexus.conftest import nexus_command
-
-
-def run(env: dict, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
-    done = subprocess.run(
-        [nexus_command(), *args],
-        env=env,
-        cwd=env["PYTHONPATH"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    if ok:
-        assert done.returncode == 0, done.stderr
-    return done
+from tests.nexus.conftest import run_nexus as run
 
 
 def test_the_guides_execute_command_creates_a_record(app_env):
@@ -150,35 +137,12 @@ def test_cli_over_http_is_held_to_the_same_auth(served_app):
     env, url = served_app
     anonymous = run(env, "--url", url, "products", "list", ok=False)
     assert anonymous.returncode == 1 and "401" in anonymous.stderr
-    viewer = run(
-        env,
-        "--url",
-        url,
-        "--api-key",
-        "key-viewer-0001",
-        "products",
-        "create",
-        "--name",
-        "x",
-        "--price",
-        "1",
-        ok=False,
-    )
-    assert viewer.returncode == 1 and "403 forbidden" in viewer.stderr
-    made = run(
-        env,
-        "--url",
-        url,
-        "--api-key",
-        "key-admin-0001",
-        "execute",
-        "ProductCreateNode",
-        "--name",
-        "Test",
-        "--price",
-        "100",
-        "--json",
-    )
-    assert json.loads(made.stdout)["result"]["name"] == "Test"
-    listed = run(env, "--url", url, "--api-key", "key-viewer-0001", "products", "list", "--json")
+    viewer = ["--url", url, "--api-key", "key-viewer-0001"]
+    create = ["products", "create", "--name", "x", "--price", "1"]
+    refused = run(env, *viewer, *create, ok=False)
+    assert refused.returncode == 1 and "403 forbidden" in refused.stderr
+    admin = ["--url", url, "--api-key", "key-admin-0001"]
+    node = ["execute", "ProductCreateNode", "--name", "Test", "--price", "100", "--json"]
+    assert json.loads(run(env, *admin, *node).stdout)["result"]["name"] == "Test"
+    listed = run(env, *viewer, "products", "list", "--json")
     assert [r["name"] for r in json.loads(listed.stdout)["records"]] == ["Test"]

@@ -15,7 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from kailash.servers.gateway.errors import GatewayConfigurationError, GatewayError
+from kailash.servers.gateway.errors import (
+    GatewayConfigurationError,
+    GatewayError,
+    ensure_installed,
+)
 from kailash.servers.gateway.protocol import EXECUTE, OPERATIONS
 
 log = logging.getLogger("kailash.gateway")
@@ -206,8 +210,6 @@ class Authenticator:
         self.api_keys = _api_keys(config["api_keys"]) if "api_keys" in config else {}
         self.jwt = JWTSettings.parse(config["jwt"]) if "jwt" in config else None
         if self.jwt is not None:
-            from kailash.servers.gateway.errors import ensure_installed
-
             ensure_installed("JWT bearer tokens", "jwt")
         self.providers = tuple(_str_list("providers", config.get("providers", [])))
         self._check_providers()

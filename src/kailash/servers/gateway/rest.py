@@ -23,7 +23,7 @@ from kailash.servers.gateway.protocol import BULK_OPERATIONS, ModelInfo
 from kailash.servers.gateway.schemas import defaults_for, split_names, validate, validation_error
 from kailash.servers.gateway.service import Executable, GatewayService
 
-_FILTER_HELP = 'A JSON filter, e.g. {"price": 10} or {"price": {"$gt": 10}}.'
+_FILTER_HELP = 'A JSON filter, e.g. {"price": 10}.'
 _SORT_HELP = 'A JSON sort ([{"price": -1}]) or comma-separated names, "-" for descending.'
 
 

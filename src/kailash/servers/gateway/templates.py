@@ -24,15 +24,20 @@ NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 
 
 def _found(value: Any, top: bool) -> list[tuple[str, Any]]:
-    """Placeholders inside ``value`` with the type each one's input gets (None: any JSON)."""
+    """Placeholders in ``value`` with their input types.
+
+    ``"param"`` stands for the type of the parameter a whole-value placeholder fills; None for
+    any JSON value (a placeholder nested in a dict or list).
+    """
     if isinstance(value, str):
         whole = _WHOLE.fullmatch(value)
         if whole:
             return [(whole.group(1), "param" if top else None)]
         return [(name, str) for name in _PLACEHOLDER.findall(value)]
-    items = value.values() if isinstance(value, Mapping) else value
-    if isinstance(value, Mapping | list | tuple):
-        return [found for item in items for found in _found(item, False)]
+    if isinstance(value, Mapping):
+        value = list(value.values())
+    if isinstance(value, list | tuple):
+        return [found for item in value for found in _found(item, False)]
     return []
 
 
