@@ -87,10 +87,20 @@ import os
 from typing import Optional
 
 from dataflow import DataFlow
-from kailash import WorkflowBuilder
+from kailash import Node, NodeParameter, WorkflowBuilder
 from nexus import Nexus
 
 db = DataFlow(os.environ["SHOP_DATABASE_URL"])
+
+
+class TenantEchoNode(Node):
+    parameters = {"tenant_id": NodeParameter("tenant_id", str)}
+
+    def run(self, tenant_id=None):
+        return {"tenant_id": tenant_id}
+
+
+db.register_node(TenantEchoNode, "TenantEchoNode")
 
 
 @db.model

@@ -20,6 +20,11 @@ def test_the_guides_execute_command_creates_a_record(app_env):
     assert (result["name"], result["price"]) == ("Test", 100)
 
 
+def test_the_tenant_option_reaches_the_nodes_that_take_a_tenant(app_env):
+    out = run(app_env, "--tenant", "acme", "execute", "TenantEchoNode", "--json")
+    assert json.loads(out.stdout)["result"] == {"tenant_id": "acme"}
+
+
 def test_resource_commands_create_list_get_update_delete(app_env):
     made = json.loads(
         run(app_env, "products", "create", "--name", "Lamp", "--price", "9.5", "--json").stdout

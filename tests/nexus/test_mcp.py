@@ -22,7 +22,7 @@ def stdio(env: dict, *args: str) -> Client:
 
 def test_stdio_lists_one_tool_per_operation_and_creates_and_lists(app_env):
     async def session() -> None:
-        async with stdio(app_env) as client:
+        async with stdio(app_env, "--tenant", "acme") as client:
             tools = {t.name: t for t in (await client.list_tools()).tools}
             assert {
                 "products_create",
@@ -48,6 +48,9 @@ def test_stdio_lists_one_tool_per_operation_and_creates_and_lists(app_env):
             assert refused.is_error
             error = json.loads(refused.content[0].text)
             assert (error["status"], error["field"]) == (422, "price")
+
+            echoed = await client.call_tool("TenantEchoNode", {})
+            assert echoed.structured_content["result"] == {"tenant_id": "acme"}
 
     anyio.run(session)
 

@@ -176,11 +176,15 @@ def test_saml_and_oauth2_providers_are_accepted_but_say_what_they_do(caplog):
     refused(lambda: auth.resolve(Credentials(bearer=token({}))), 401)
 
 
-def test_settings_come_from_the_environment_when_not_given(monkeypatch):
-    monkeypatch.setenv("KAILASH_AUTH_CONFIG", json.dumps({"api_keys": {"env-key-0001": {}}}))
-    auth = Authenticator.from_environment(required=True, tenant_header="X-Org")
-    assert auth.resolve(Credentials(api_key="env-key-0001")).principal.method == "api_key"
+def test_secrets_may_come_from_the_environment_and_code_wins(monkeypatch):
+    monkeypatch.setenv(
+        "KAILASH_AUTH_CONFIG",
+        json.dumps({"api_keys": {"env-key-0001": {"roles": ["viewer"]}}, "rbac_enabled": False}),
+    )
+    auth = Authenticator.configured({"rbac_enabled": True}, required=True, tenant_header="X-Org")
+    viewer = auth.resolve(Credentials(api_key="env-key-0001"))
     assert auth.tenant_header == "X-Org"
+    refused(lambda: auth.authorize(viewer, "Product", "create"), 403)  # rbac_enabled from code
     monkeypatch.setenv("KAILASH_AUTH_CONFIG", "{not json")
-    with pytest.raises(GatewayConfigurationError):
-        Authenticator.from_environment(required=False, tenant_header="X-Tenant-ID")
+    with pytest.raises(GatewayConfigurationError, match="not valid JSON"):
+        Authenticator.configured(None, required=False, tenant_header="X-Tenant-ID")

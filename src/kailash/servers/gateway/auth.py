@@ -24,7 +24,7 @@ from kailash.servers.gateway.protocol import EXECUTE, OPERATIONS
 
 log = logging.getLogger("kailash.gateway")
 
-#: Environment variable holding auth_config as JSON, used when no auth_config is passed.
+#: Environment variable holding auth_config keys as JSON; keys given in code take precedence.
 AUTH_CONFIG_ENV = "KAILASH_AUTH_CONFIG"
 
 _KEYS = {"api_keys", "api_key_header", "jwt", "rbac_enabled", "roles", "tenant_header", "providers"}
@@ -227,14 +227,23 @@ class Authenticator:
             )
 
     @classmethod
-    def from_environment(cls, *, required: bool, tenant_header: str) -> Authenticator:
-        """Settings from the KAILASH_AUTH_CONFIG environment variable (JSON), if set."""
+    def configured(
+        cls, auth_config: Mapping[str, Any] | None, *, required: bool, tenant_header: str
+    ) -> Authenticator:
+        """``auth_config`` plus the keys of KAILASH_AUTH_CONFIG (JSON) that it does not set.
+
+        Policy (roles, providers) can live in code while secrets (API keys, JWT keys) come from
+        the environment.
+        """
         raw = os.environ.get(AUTH_CONFIG_ENV)
         try:
-            config = json.loads(raw) if raw else None
+            from_env = json.loads(raw) if raw else {}
         except ValueError as exc:
             raise GatewayConfigurationError(f"{AUTH_CONFIG_ENV} is not valid JSON: {exc}") from None
-        return cls(config, required=required, tenant_header=tenant_header)
+        if not isinstance(from_env, dict):
+            raise GatewayConfigurationError(f"{AUTH_CONFIG_ENV} must hold a JSON object")
+        merged = {**from_env, **(auth_config or {})}
+        return cls(merged, required=required, tenant_header=tenant_header)
 
     def _check_providers(self) -> None:
         for name in self.providers:

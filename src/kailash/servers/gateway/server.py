@@ -40,16 +40,13 @@ def make_service(
     expose_bulk: bool = True,
     expose_analytics: bool = True,
 ) -> GatewayService:
-    """The operations layer with its authenticator (auth_config, else KAILASH_AUTH_CONFIG)."""
+    """The operations layer with its authenticator (auth_config and KAILASH_AUTH_CONFIG)."""
     from kailash.servers.gateway.service import GatewayService
 
     header = source.tenant_id_header if source is not None else "X-Tenant-ID"
-    if auth_config is None:
-        auth = Authenticator.from_environment(
-            required=authentication_required, tenant_header=header
-        )
-    else:
-        auth = Authenticator(auth_config, required=authentication_required, tenant_header=header)
+    auth = Authenticator.configured(
+        auth_config, required=authentication_required, tenant_header=header
+    )
     return GatewayService(
         source, auth, expose_bulk=expose_bulk, expose_analytics=expose_analytics, metrics=metrics
     )
