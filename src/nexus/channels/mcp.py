@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
-import mcp_types as types
+import mcp.types as types
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
 from mcp.server.stdio import stdio_server

@@ -222,10 +222,12 @@ def validate(schema: type[BaseModel], raw: Any) -> dict[str, Any]:
 
 
 def validation_error(errors: Any, skip: tuple[str, ...] = ()) -> GatewayError:
-    """A 422 from pydantic's error list; ``skip`` drops location prefixes like ``body``."""
+    """A 422 from pydantic's error list; ``skip`` names location prefixes to drop (``body``)."""
     details = []
     for error in errors:
-        loc = [str(p) for p in error.get("loc", ()) if p not in skip]
+        loc = [str(p) for p in error.get("loc", ())]
+        if loc and loc[0] in skip:
+            loc = loc[1:]
         details.append({"field": ".".join(loc), "message": error.get("msg", "")})
     first = details[0] if details else {"field": "", "message": "invalid request"}
     where = f"'{first['field']}': " if first["field"] else ""
