@@ -111,6 +111,14 @@ class TransactionManagerNode(DataFlowNode):
         return start_two_phase(self.dataflow, steps, settings, data or {})
 
     @classmethod
+    def validate_config(
+        cls, node_id: str, config: Mapping[str, Any], connected: frozenset[str]
+    ) -> None:
+        if "transaction_type" not in config and "transaction_type" not in connected:
+            config = {**config, "transaction_type": "saga"}  # the default, checked as if given
+        super().validate_config(node_id, config, connected)
+
+    @classmethod
     def check(cls, node_id: str, inputs: Mapping[str, Any], partial: bool) -> dict[str, Any]:
         out = super().check(node_id, inputs, partial)
         if "steps" in out and ("transaction_type" in out or not partial):

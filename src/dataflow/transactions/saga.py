@@ -163,8 +163,11 @@ class Saga:
         record = self._record(i)
 
         def attempt(n: int) -> Any:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            scope = TransactionScope(timeout=remaining, label=f"saga {self.id} step '{step.name}'")
+            scope = TransactionScope(
+                timeout=self.settings.timeout,
+                deadline=deadline,
+                label=f"saga {self.id} step '{step.name}'",
+            )
             try:
                 with step_scope(scope):
                     # Begin on the log's database first: a step that writes there commits its

@@ -36,6 +36,7 @@ _step_scope: ContextVar[TransactionScope | None] = ContextVar("dataflow_step_sco
 class TransactionScope:
     """One transaction per database, begun when a statement first needs it; all end together.
 
+    ``timeout`` counts from now unless ``deadline`` (a ``time.monotonic()`` instant) is given.
     ``xid`` names each database's transaction (in the order they begin) to make them
     two-phase transactions. With ``within``, each transaction is a savepoint of that scope's.
     """
@@ -45,6 +46,7 @@ class TransactionScope:
         *,
         level: str | None = None,
         timeout: float | None = None,
+        deadline: float | None = None,
         rollback_on_error: bool = True,
         label: str = "transaction scope",
         xid: Callable[[int], str] | None = None,
@@ -52,7 +54,9 @@ class TransactionScope:
     ) -> None:
         self.level = level
         self.timeout = timeout
-        self.deadline = None if timeout is None else time.monotonic() + timeout
+        if deadline is None and timeout is not None:
+            deadline = time.monotonic() + timeout
+        self.deadline = deadline
         self.rollback_on_error = rollback_on_error
         self.label = label
         self.xid = xid
