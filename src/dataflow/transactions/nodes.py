@@ -31,8 +31,8 @@ class TransactionScopeNode(DataFlowNode):
 
     Every DataFlow node that runs after it (connect it, or add it first) joins its database's
     transaction; all of them commit when the run succeeds and roll back when it fails (with
-    ``rollback_on_error`` off, what the nodes before the failure did is committed). A node that
-    fails leaves nothing half-done: its statements run inside a savepoint.
+    ``rollback_on_error`` off, what the nodes before the failure did is committed, each node's
+    statements running in a savepoint so that the failed node leaves nothing half-done).
     """
 
     checks = {
@@ -63,6 +63,8 @@ class TransactionScopeNode(DataFlowNode):
             level=isolation_level,
             timeout=timeout,
             rollback_on_error=rollback_on_error,
+            # Committing what succeeded needs the failed node's own work undone.
+            savepoints=not rollback_on_error,
             label=self.label(self.node_id),
         )
         run.resources[RUN_SCOPE] = scope

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("dataflow.saga")
 
 TERMINAL = ("completed", "compensated")
+# Built once: the log is written before and after every step.
+_UPDATE = saga_log.sagas.update().where(saga_log.sagas.c.id == sa.bindparam("_id"))
 
 
 @dataclass(slots=True)
@@ -93,12 +95,10 @@ class Saga:
             conn.execute(saga_log.sagas.insert(), row)
 
     def _update(self, conn: sa.Connection) -> None:
-        stmt = (
-            sa.update(saga_log.sagas)
-            .where(saga_log.sagas.c.id == self.id)
-            .values(status=self.status, state=saga_log.dumps(self.state), updated_at=utcnow())
+        state = saga_log.dumps(self.state)
+        conn.execute(
+            _UPDATE, {"_id": self.id, "status": self.status, "state": state, "updated_at": utcnow()}
         )
-        conn.execute(stmt)
 
     def save(self, scope: TransactionScope | None = None) -> None:
         """Write the state: in ``scope``'s transaction on the log database, or on its own."""

@@ -37,6 +37,7 @@ class TransactionScope:
     """One transaction per database, begun when a statement first needs it; all end together.
 
     ``timeout`` counts from now unless ``deadline`` (a ``time.monotonic()`` instant) is given.
+    ``savepoints`` lets each transaction go on after a failed node (see ``Transaction``).
     ``xid`` names each database's transaction (in the order they begin) to make them
     two-phase transactions. With ``within``, each transaction is a savepoint of that scope's.
     """
@@ -48,6 +49,7 @@ class TransactionScope:
         timeout: float | None = None,
         deadline: float | None = None,
         rollback_on_error: bool = True,
+        savepoints: bool = False,
         label: str = "transaction scope",
         xid: Callable[[int], str] | None = None,
         within: TransactionScope | None = None,
@@ -58,6 +60,7 @@ class TransactionScope:
             deadline = time.monotonic() + timeout
         self.deadline = deadline
         self.rollback_on_error = rollback_on_error
+        self.savepoints = savepoints
         self.label = label
         self.xid = xid
         self.within = within
@@ -87,6 +90,7 @@ class TransactionScope:
             deadline=self.deadline,
             parent=parent,
             xid=self.xid(len(self.transactions)) if self.xid else None,
+            savepoints=self.savepoints,
             label=self.label,
         )
         self.transactions[database] = found

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import sqlite3
 import time
 
 import pytest
 import sqlalchemy as sa
 
-from dataflow import ConfigurationError, TransactionError, TransactionTimeoutError, ValidationError
+from dataflow import (
+    ConfigurationError,
+    IntegrityError,
+    TransactionError,
+    TransactionTimeoutError,
+    ValidationError,
+)
 from dataflow.nodes import DataFlowNode
 from dataflow.nodes.base import passthrough
 from kailash import AsyncLocalRuntime, LocalRuntime, Node, NodeExecutionError, WorkflowBuilder
@@ -337,4 +344,24 @@ def test_a_run_that_ends_after_the_scopes_timeout_rolls_back(books):
     workflow = scoped((Sleep, "slow", {}), timeout=0.3)
     with pytest.raises(TransactionTimeoutError, match="timeout of 0.3 s"):
         LocalRuntime().execute(workflow)
+    assert counts(books) == (0, 0)
+
+
+def test_work_a_node_swallowed_a_failure_in_cannot_commit_half_done(books):
+    insert = sa.text(
+        "INSERT INTO books (title, created_at, updated_at) VALUES ('X', :t, :t)"
+    ).bindparams(t=dt.datetime(2025, 1, 1))
+
+    class InsertTwiceQuietly(Node):
+        def run(self, **_: object) -> dict:
+            try:
+                with books.connection("insert twice") as conn:
+                    conn.execute(insert)
+                    conn.execute(insert)  # the unique index refuses this one
+            except IntegrityError:
+                return {"swallowed": True}
+            return {"swallowed": False}
+
+    with pytest.raises(TransactionError, match="can only roll back"):
+        LocalRuntime().execute(scoped((InsertTwiceQuietly, "quiet", {})))
     assert counts(books) == (0, 0)
