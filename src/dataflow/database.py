@@ -145,8 +145,8 @@ class Database:
         """A connection inside a transaction that commits when the block ends without error.
 
         Inside an enclosing transaction (a ``db.transaction()`` block, a workflow's transaction
-        scope, a saga step), its connection is used, inside a savepoint, and the transaction
-        decides when to commit. ``join=False`` always starts a transaction of its own.
+        scope, a saga step) its connection is used and the transaction decides when to commit.
+        ``join=False`` always starts a transaction of its own.
         """
         tx = find_transaction(self) if join else None
         if tx is not None:

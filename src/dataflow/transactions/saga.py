@@ -51,9 +51,15 @@ class SagaRecovery:
 
 @dataclass(slots=True)
 class Settings:
+    """How often a step is retried, how long to wait in between, when the saga gives up."""
+
     retry_attempts: int = 0
     retry_backoff: float = 0.1
     timeout: float | None = None
+
+    def retries(self, step: Step) -> int:
+        """The step's own ``retry_attempts``, else the saga's."""
+        return self.retry_attempts if step.retry_attempts is None else step.retry_attempts
 
 
 class Saga:
@@ -121,8 +127,8 @@ class Saga:
         settings = Settings(
             definition["retry_attempts"], definition["retry_backoff"], definition["timeout"]
         )
-        saga = cls(db, saga_id, [Step.from_dict(s) for s in definition["steps"]], settings, {})
-        saga.state = saga_log.loads(row.state)
+        steps = [Step.from_dict(s) for s in definition["steps"]]
+        saga = cls(db, saga_id, steps, settings, saga_log.loads(row.state))
         saga.status = row.status
         return saga
 
@@ -184,12 +190,9 @@ class Saga:
                 raise
             return output
 
-        retries = step.retry_attempts
-        if retries is None:
-            retries = self.settings.retry_attempts
         return with_retries(
             attempt,
-            retries=retries,
+            retries=self.settings.retries(step),
             backoff=self.settings.retry_backoff,
             deadline=deadline,
             what=f"saga {self.id} step '{step.name}'",
@@ -329,6 +332,7 @@ def recover_sagas(db: DataFlow) -> SagaRecovery:
     """Finish or compensate every saga that no live process holds."""
     refuse_inside_transaction([db], "saga recovery")
     saga_log.ensure_tables(db.database)
+    db.create_pending_tables()  # compensations begin on the log's database, as steps do
     report = SagaRecovery()
     table = saga_log.sagas
     with wrapped("saga recovery"), db.database.begin(write=False, join=False) as conn:

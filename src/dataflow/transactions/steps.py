@@ -43,6 +43,7 @@ class Step:
     connections: dict[str, str] = field(default_factory=dict)
     #: The node type that undoes the step; None when the step changes nothing to undo.
     compensation: str | None = None
+    #: Whether the step named its compensation at all (None included): sagas insist on it.
     has_compensation: bool = False
     retry_attempts: int | None = None
 

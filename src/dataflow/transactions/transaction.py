@@ -15,7 +15,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -238,21 +238,12 @@ class Transaction:
 
     def prepare(self) -> None:
         """First phase of a two-phase commit: after this only commit or rollback remain."""
-        with self._busy:
-            self._stop_watchdog()
-            problem = self._problem()
-            if problem is not None:
-                self._end()
-                raise problem
-            try:
-                with wrapped(self.label):
-                    self._tx.prepare()
-            except BaseException:
-                self._end()
-                raise
-            self.state = "prepared"
+        self._finish(lambda: self._tx.prepare(), "prepared")
 
     def commit(self) -> None:
+        self._finish(lambda: self._tx.commit(), "committed")
+
+    def _finish(self, action: Callable[[], None], state: str) -> None:
         with self._busy:
             self._stop_watchdog()
             if self.state != "prepared":
@@ -262,11 +253,14 @@ class Transaction:
                     raise problem
             try:
                 with wrapped(self.label):
-                    self._tx.commit()
+                    action()
             except BaseException:
                 self._end()
                 raise
-            self._close("committed")
+            if state == "prepared":
+                self.state = state  # the connection stays open for the second phase
+            else:
+                self._close(state)
 
     def rollback(self) -> None:
         with self._busy:

@@ -129,10 +129,9 @@ def _run_steps(
             attempt_scope.commit()
             return output
 
-        retries = settings.retry_attempts if step.retry_attempts is None else step.retry_attempts
         outputs[step.name] = with_retries(
             attempt,
-            retries=retries,
+            retries=settings.retries(step),
             backoff=settings.retry_backoff,
             deadline=scope.deadline,
             what=f"{scope.label} step '{step.name}'",

@@ -43,8 +43,7 @@ class Sleep(Node):
         return {}
 
 
-@pytest.fixture
-def books(db):
+def define_books(db):
     @db.model
     class Author:
         name: str
@@ -55,6 +54,11 @@ def books(db):
         __indexes__ = [{"name": "ix_books_title", "fields": ["title"], "unique": True}]
 
     return db
+
+
+@pytest.fixture
+def books(db):
+    return define_books(db)
 
 
 def chain(builder: WorkflowBuilder, *nodes: tuple) -> WorkflowBuilder:
@@ -282,16 +286,7 @@ def test_repeatable_read_keeps_its_snapshot_and_read_committed_does_not(
 def test_an_in_memory_database_scope_spans_threads():
     from dataflow import DataFlow
 
-    with DataFlow(":memory:") as db:
-
-        @db.model
-        class Author:
-            name: str
-
-        @db.model
-        class Book:
-            title: str
-
+    with define_books(DataFlow(":memory:")):
         with pytest.raises(NodeExecutionError):
             asyncio.run(AsyncLocalRuntime().execute(scoped((Pause, "p", {}), (Boom, "b", {}))))
         asyncio.run(AsyncLocalRuntime().execute(scoped((Pause, "p", {}))))
