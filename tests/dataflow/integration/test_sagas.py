@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from dataflow import DataFlow, SagaError, TransactionError, ValidationError
+from dataflow.transactions import SagaRecovery
 from dataflow.transactions.claims import claim
 from kailash import LocalRuntime, Node, NodeExecutionError, NodeParameter, WorkflowBuilder
 from tests.dataflow.conftest import count_rows, run_node
@@ -335,3 +336,13 @@ def test_bad_steps_are_refused_before_anything_runs(shop, params, problem):
 def test_the_guides_saga_runs_from_a_workflow_builder(shop):
     results, _ = LocalRuntime().execute(saga_workflow(retry_attempts=3).build())
     assert results["payment_flow"]["status"] == "completed"
+
+
+def test_a_saga_on_an_in_memory_database_runs_and_compensates():
+    with define(DataFlow(":memory:")) as db:
+        stock(db)
+        assert run_saga(GUIDE_STEPS)["status"] == "completed"
+        stock(db, 0)
+        assert saga_error(GUIDE_STEPS).status == "compensated"
+        assert state(db)["compensations"] == ["order", "payment"]
+        assert db.recover_sagas() == SagaRecovery()
