@@ -75,15 +75,12 @@ def _memory_claim(database: Database, name: str) -> Iterator[Claim]:
 
 @contextmanager
 def _file_claim(database: Database, name: str) -> Iterator[Claim]:
-    # One lock file per claim, beside nothing of the user's: in the temporary directory, in a
-    # folder named after the database file. A file is removed only once its work is finished,
-    # so two processes can never hold locks on two different files of the same name.
+    # One lock file per claim, in the temporary directory, named after the database file and
+    # the claim. It is removed only once its work is finished, so two processes can never hold
+    # locks on two different files of the same name while the work is still to do.
     path = os.path.realpath(str(database.target.url.database))
-    folder = os.path.join(
-        tempfile.gettempdir(), "dataflow-claims-" + hashlib.sha256(path.encode()).hexdigest()[:16]
-    )
-    os.makedirs(folder, mode=0o700, exist_ok=True)
-    lock_path = os.path.join(folder, _digest(database, name).hex()[:32] + ".lock")
+    digest = hashlib.sha256(f"{path}:{name}".encode()).hexdigest()[:32]
+    lock_path = os.path.join(tempfile.gettempdir(), f"dataflow-claim-{digest}.lock")
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:

@@ -167,9 +167,9 @@ def test_a_saga_that_runs_past_its_timeout_is_compensated(shop):
         {"node": "Sleep", "compensation": None},
         GUIDE_STEPS[1],
     ]
-    error = saga_error(steps, timeout=0.2)
+    error = saga_error(steps, timeout=0.3)
     assert error.step == "Sleep"
-    assert "step 'Sleep': ran past its timeout of 0.2 s" in str(error)
+    assert "step 'Sleep': ran past its timeout of 0.3 s" in str(error)
     assert state(shop)["payments"] == 0
     assert state(shop)["compensations"] == ["payment"]
 

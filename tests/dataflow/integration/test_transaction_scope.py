@@ -183,6 +183,7 @@ def test_a_workflow_run_by_a_node_joins_the_scope(books):
 
 
 def test_a_scope_that_outlives_its_timeout_rolls_back(books):
+    books.create_tables()  # so that the deadline is spent on the sleep alone
     workflow = chain(
         WorkflowBuilder(),
         ("TransactionScopeNode", "tx", {"timeout": 0.3}),
@@ -336,6 +337,7 @@ def test_a_table_cannot_be_created_inside_an_open_sqlite_transaction(books):
 
 
 def test_a_run_that_ends_after_the_scopes_timeout_rolls_back(books):
+    books.create_tables()
     workflow = scoped((Sleep, "slow", {}), timeout=0.3)
     with pytest.raises(TransactionTimeoutError, match="timeout of 0.3 s"):
         LocalRuntime().execute(workflow)
