@@ -32,6 +32,7 @@ check: lint types imports test
 
 bench: setup
 	$(BIN)/python bench/crud.py
+	$(BIN)/python bench/transactions.py
 
 bench-http: setup
 	$(BIN)/python bench/http_load.py
