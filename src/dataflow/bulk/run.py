@@ -314,7 +314,7 @@ class BulkRun:
                 self._refused(indexes[refused.position], _row_error(refused.error))
             return
         try:
-            with conn.begin_nested():
+            with _savepoint(conn):
                 write(conn, items, indexes)
         except (*_ROW_ERRORS, RowRefused) as exc:
             error = _row_error(exc.error if isinstance(exc, RowRefused) else exc)
@@ -329,6 +329,18 @@ class BulkRun:
         error = translate(exc, f"{self.scope.label}: row {index}", index)
         error.__cause__ = exc
         self._failed(index, describe(exc), None, error)
+
+
+@contextmanager
+def _savepoint(conn: Connection) -> Iterator[None]:
+    """A savepoint as plain SQL: SQLAlchemy's ``begin_nested()`` costs far more in Python."""
+    conn.exec_driver_sql("SAVEPOINT dataflow_bulk")
+    try:
+        yield
+    except BaseException:
+        conn.exec_driver_sql("ROLLBACK TO SAVEPOINT dataflow_bulk")
+        raise
+    conn.exec_driver_sql("RELEASE SAVEPOINT dataflow_bulk")
 
 
 def _row_error(error: sa_exc.DBAPIError) -> sa_exc.DBAPIError:

@@ -120,6 +120,16 @@ def test_not_atomic_writes_good_rows_and_reports_the_bad_ones(items):
     assert count_rows(items, "items") == 1198
 
 
+def test_a_bulk_write_joins_an_enclosing_transaction(items):
+    with pytest.raises(RuntimeError), items.transaction():
+        out = run_node("ItemBulkCreateNode", {"data": rows(30), "batch_size": 10})
+        assert out["inserted"] == 30
+        out = run_node("ItemBulkUpsertNode", {"data": rows(5, start=28)})
+        assert (out["inserted"], out["updated"]) == (3, 2)
+        raise RuntimeError("the block fails")
+    assert count_rows(items, "items") == 0
+
+
 def test_bad_rows_are_refused_with_their_index(items):
     cases = [
         ({"sku": "a", "name": "a", "price": 1.0, "colour": "red"}, "unknown field 'colour'"),
