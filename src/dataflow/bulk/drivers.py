@@ -45,6 +45,9 @@ class Driver:
     transactional_ddl = True
     #: Whether ``load`` raises RowRefused, naming the refused row, rather than a plain error.
     names_refused_rows = False
+    #: Whether an upsert is one INSERT ... ON CONFLICT that only ever updates a row holding
+    #: the same key (PostgreSQL); elsewhere it is an UPDATE and an INSERT of the rest.
+    upserts_on_conflict = False
 
     def __init__(self, dialect: Dialect, kinds: dict[str, str]) -> None:
         self.dialect = dialect
@@ -189,6 +192,7 @@ class PostgresDriver(Driver):
     """COPY in binary format: about twice as fast as text, as the server parses nothing."""
 
     names_refused_rows = True
+    upserts_on_conflict = True
 
     def __init__(self, dialect: Dialect, kinds: dict[str, str]) -> None:
         super().__init__(dialect, kinds)

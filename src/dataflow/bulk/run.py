@@ -32,6 +32,7 @@ from dataflow.bulk.rows import (
 )
 from dataflow.bulk.stage import Stage
 from dataflow.dberrors import describe, translate
+from dataflow.errors import IntegrityError
 from dataflow.features.base import Scope
 
 if TYPE_CHECKING:
@@ -270,6 +271,8 @@ class BulkRun:
         touched = self.records.stamp_update_batch([], self.scope)
         upsert = plan.mode == "upsert"
         ids = outcome.ids
+        if upsert and self.driver.upserts_on_conflict:
+            return self._conflict_upsert(stage, changes, shared, touched)
 
         def write(conn: Connection, rows: list[Row], indexes: list[int]) -> None:
             stage.fill(conn, rows)
@@ -288,6 +291,36 @@ class BulkRun:
                 )
                 for n, index in enumerate(indexes):
                     ids[index] = None if n in skipped else held.get(n)
+
+        return write
+
+    def _conflict_upsert(
+        self, stage: Stage, changes: tuple[str, ...], shared: Row, touched: Row
+    ) -> Write:
+        outcome, keys = self.outcome, self.plan.keys
+
+        def write(conn: Connection, rows: list[Row], indexes: list[int]) -> None:
+            stage.fill(conn, rows)
+            written = {
+                tuple(r[: len(keys)]): r[len(keys) :]
+                for r in stage.upsert(conn, changes, shared, touched, self.pk)
+            }
+            for row, index in zip(rows, indexes, strict=True):
+                found = written.get(tuple(row[k] for k in keys))
+                if found is None:  # its key is held by a row outside this operation's scope
+                    reason = "its key belongs to a row this operation may not change"
+                    label = f"{self.scope.label}: row {index}"
+                    self._failed(
+                        index, reason, None, IntegrityError(f"{label}: {reason}", row=index)
+                    )
+                    continue
+                new_id, inserted = found
+                if inserted:
+                    outcome.inserted += 1
+                else:
+                    outcome.updated += 1
+                if outcome.ids is not None:
+                    outcome.ids[index] = new_id
 
         return write
 

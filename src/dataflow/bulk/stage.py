@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from dataflow.bulk.drivers import Driver, Row
@@ -51,6 +52,7 @@ class Stage:
             prefixes=["TEMPORARY"],
             **driver.stage_options(),
         )
+        self.keys = keys
         self.match = sa.and_(*(table.c[k] == self.table.c[k] for k in keys))
         self.first_key = keys[0]
         narrowing = driver.narrowing(table.c[self.first_key])
@@ -100,6 +102,35 @@ class Stage:
             stmt = self._statements[key] = stmt.execution_options(preserve_rowcount=True)
         return conn.execute(stmt, self._bind(shared)).rowcount
 
+    def upsert(
+        self, conn: Connection, names: tuple[str, ...], shared: Row, touched: Row, pk: str
+    ) -> list[Any]:
+        """Insert the staged rows, updating ``names`` of rows whose key is taken (PostgreSQL).
+
+        One ``INSERT ... ON CONFLICT DO UPDATE``: the conflicts are found through the unique
+        index rather than a join. Returns each written row's key, primary key and whether it
+        was inserted (a row PostgreSQL inserted has no ``xmax``).
+        """
+        key = ("upsert", names, tuple(shared), tuple(touched))
+        stmt = self._statements.get(key)
+        if stmt is None:
+            source = [self.table.c[n] for n in self.columns]
+            source.extend(self._shared(shared).values())
+            select = sa.select(*source).order_by(self.table.c[ROW_NUMBER])
+            insert = postgresql.insert(self.target).from_select([*self.columns, *shared], select)
+            changes: dict[str, Any] = {n: insert.excluded[n] for n in names}
+            changes.update(self._shared(touched, "_touched_"))
+            keys = [self.target.c[k] for k in self.keys]
+            stmt = insert.on_conflict_do_update(
+                index_elements=keys,
+                set_=changes,
+                where=sa.and_(*self.where) if self.where else None,
+            ).returning(*keys, self.target.c[pk], sa.literal_column("xmax = 0"))
+            self._statements[key] = stmt
+        params = self._bind(shared)
+        params.update(self._bind(touched, "_touched_"))
+        return list(conn.execute(stmt, params))
+
     def matched(self, conn: Connection, pk: str) -> dict[int, Any]:
         """Row number -> primary key of the table row holding that staged row's key."""
         number = self.table.c[ROW_NUMBER]
@@ -107,19 +138,19 @@ class Stage:
         stmt = sa.select(number, self.target.c[pk]).join_from(self.table, self.target, on)
         return {n: found for n, found in conn.execute(stmt, self._params)}
 
-    def _shared(self, shared: Row) -> dict[str, Any]:
+    def _shared(self, shared: Row, prefix: str = "_shared_") -> dict[str, Any]:
         """Shared columns as parameters of their columns' types; SQL expressions as they are."""
         return {
             name: value
             if isinstance(value, sa.ClauseElement)
-            else sa.bindparam(f"_shared_{name}", type_=self.target.c[name].type)
+            else sa.bindparam(f"{prefix}{name}", type_=self.target.c[name].type)
             for name, value in shared.items()
         }
 
-    def _bind(self, shared: Row) -> dict[str, Any]:
+    def _bind(self, shared: Row, prefix: str = "_shared_") -> dict[str, Any]:
         """Parameters of a statement: the batch's keys and the shared values."""
         params = dict(self._params)
         for name, value in shared.items():
             if not isinstance(value, sa.ClauseElement):
-                params[f"_shared_{name}"] = value
+                params[f"{prefix}{name}"] = value
         return params
