@@ -45,14 +45,15 @@ class Driver:
     transactional_ddl = True
     #: Whether ``load`` raises RowRefused, naming the refused row, rather than a plain error.
     names_refused_rows = False
-    #: Whether an upsert is one INSERT ... ON CONFLICT that only ever updates a row holding
-    #: the same key (PostgreSQL); elsewhere it is an UPDATE and an INSERT of the rest.
-    upserts_on_conflict = False
+    #: How an upsert writes a batch: "staged" (an UPDATE and an INSERT of the rest, from a
+    #: temporary table), "staged-conflict" (one INSERT ... ON CONFLICT from the temporary
+    #: table) or "direct" (INSERT ... ON CONFLICT run for each row by executemany).
+    upsert = "staged"
 
     def __init__(self, dialect: Dialect, kinds: dict[str, str]) -> None:
         self.dialect = dialect
         self._kinds = kinds  # column name -> field kind, for the columns of the model
-        self._statements: dict[tuple[str, tuple[str, ...]], tuple[str, tuple[str, ...] | None]] = {}
+        self._statements: dict[tuple[Any, ...], tuple[str, tuple[str, ...] | None]] = {}
         self._processors: dict[str, Callable[[Any], Any] | None] = {}
 
     # -- encoding -------------------------------------------------------------------------
@@ -64,25 +65,27 @@ class Driver:
         rows: Sequence[Row],
         shared: Row | None = None,
         extra: Mapping[str, Sequence[Any]] | None = None,
+        insert: sa.Insert | None = None,
     ) -> tuple[str, list[Encoded]]:
         """The statement loading ``rows`` into ``table``, and the rows as the driver takes them.
 
         ``names`` are the row columns (a row lacking one gives NULL); ``shared`` columns take
         one value for every row, converted once; ``extra`` columns are given whole. Values
-        are converted a column at a time.
+        are converted a column at a time. ``insert`` replaces the plain INSERT (to add an
+        ON CONFLICT clause, say).
         """
         shared = shared or {}
         extra = extra or {}
-        sql, order = self.statement(table, (*names, *extra, *shared))
+        sql, order = self.statement(table, (*names, *extra, *shared), insert)
         columns: dict[str, Iterable[Any]] = dict(extra)
         for name in names:
             values = list(map(dict.get, rows, repeat(name)))
-            process = self._processor(table, name)
+            process = self.processor(table, name)
             if process is not None:
                 values = [None if v is None else process(v) for v in values]
             columns[name] = values
         for name, value in shared.items():
-            columns[name] = repeat(self._process(table, name, value), len(rows))
+            columns[name] = repeat(self.convert(table, name, value), len(rows))
         if order is None:  # named parameters: one dict per row
             keys = list(columns)
             return sql, [
@@ -91,7 +94,7 @@ class Driver:
             ]
         return sql, list(zip(*(columns[name] for name in order), strict=True))
 
-    def _processor(self, table: sa.Table, name: str) -> Callable[[Any], Any] | None:
+    def processor(self, table: sa.Table, name: str) -> Callable[[Any], Any] | None:
         key = f"{table.name}.{name}"
         if key not in self._processors:
             native = self._kinds.get(name) in _NATIVE
@@ -103,23 +106,24 @@ class Driver:
             )
         return self._processors[key]
 
-    def _process(self, table: sa.Table, name: str, value: Any) -> Any:
-        process = self._processor(table, name)
+    def convert(self, table: sa.Table, name: str, value: Any) -> Any:
+        """A value of ``table.name`` as the driver stores it."""
+        process = self.processor(table, name)
         return value if process is None or value is None else process(value)
 
     # -- loading --------------------------------------------------------------------------
 
     def statement(
-        self, table: sa.Table, names: tuple[str, ...]
+        self, table: sa.Table, names: tuple[str, ...], insert: sa.Insert | None = None
     ) -> tuple[str, tuple[str, ...] | None]:
         """The driver-level INSERT of ``names`` into ``table`` and its parameter order.
 
         The order is None when the driver takes named parameters (rows are passed as dicts).
         """
-        key = (table.name, names)
+        key = (table.name, names, id(insert))
         found = self._statements.get(key)
         if found is None:
-            compiled = table.insert().compile(
+            compiled = (table.insert() if insert is None else insert).compile(
                 dialect=self.dialect, column_keys=list(names), for_executemany=True
             )
             positions = compiled.positiontup if compiled.positional else None
@@ -164,6 +168,7 @@ class Driver:
 
 class SQLiteDriver(Driver):
     names_refused_rows = True
+    upsert = "direct"
 
     def load(self, conn: Connection, sql: str, rows: Sequence[Encoded]) -> None:
         # executemany stops at the refused row, each row before it counted as one change.
@@ -192,7 +197,7 @@ class PostgresDriver(Driver):
     """COPY in binary format: about twice as fast as text, as the server parses nothing."""
 
     names_refused_rows = True
-    upserts_on_conflict = True
+    upsert = "staged-conflict"
 
     def __init__(self, dialect: Dialect, kinds: dict[str, str]) -> None:
         super().__init__(dialect, kinds)
@@ -200,7 +205,7 @@ class PostgresDriver(Driver):
         self._types: dict[str, list[int]] = {}
 
     def statement(
-        self, table: sa.Table, names: tuple[str, ...]
+        self, table: sa.Table, names: tuple[str, ...], insert: sa.Insert | None = None
     ) -> tuple[str, tuple[str, ...] | None]:
         key = (table.name, names)
         found = self._statements.get(key)
@@ -258,10 +263,10 @@ class PostgresDriver(Driver):
             self._types[sql] = [int(found[name]) for name in names]
         return self._types[sql]
 
-    def _processor(self, table: sa.Table, name: str) -> Callable[[Any], Any] | None:
+    def processor(self, table: sa.Table, name: str) -> Callable[[Any], Any] | None:
         if self._kinds.get(name) in ("dict", "list"):
             return None  # binary COPY dumps JSON documents itself
-        return super()._processor(table, name)
+        return super().processor(table, name)
 
     def reserve_ids(self, conn: Connection, table: sa.Table, pk: str, rows: list[Row]) -> bool:
         missing = [row for row in rows if row.get(pk) is None]

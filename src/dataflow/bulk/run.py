@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, Literal
 
+import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
+from dataflow.bulk.direct import DirectUpsert
 from dataflow.bulk.drivers import Driver, Row, RowRefused, driver_for
 from dataflow.bulk.rows import (
     BadRow,
@@ -98,6 +100,7 @@ class BulkRun:
         self._reserve = plan.return_ids and records.spec.fields[self.pk].autoincrement
         self._stages: dict[tuple[tuple[str, ...], tuple[str, ...]], Stage] = {}
         self._created: set[Stage] = set()
+        self._directs: dict[tuple[Any, ...], DirectUpsert] = {}
 
     def run(self, source: Iterable[Any]) -> Outcome:
         plan = self.plan
@@ -260,7 +263,7 @@ class BulkRun:
         self, conn: Connection, first: Row, given: frozenset[str], shared: Row
     ) -> Write:
         plan, pk, outcome = self.plan, self.pk, self.outcome
-        stage = self._stage(conn, tuple(n for n in first if n not in shared), plan.keys)
+        names = tuple(n for n in first if n not in shared)
         allowed = plan.update_fields
         # An upsert changes the fields a row carries, never its key, and only those allowed.
         changes = tuple(
@@ -270,9 +273,23 @@ class BulkRun:
         )
         touched = self.records.stamp_update_batch([], self.scope)
         upsert = plan.mode == "upsert"
-        ids = outcome.ids
-        if upsert and self.driver.upserts_on_conflict:
+        strategy = self.driver.upsert if upsert else "staged"
+        # Updating straight from the new row needs every shared change to be a value it has.
+        if strategy == "direct" and all(
+            name in shared and not isinstance(value, sa.ClauseElement)
+            for name, value in touched.items()
+        ):
+            key = (names, changes, tuple(touched))
+            direct = self._directs.get(key)
+            if direct is None:
+                direct = self._directs[key] = DirectUpsert(
+                    self.driver, self.table, plan.keys, self.where, changes, tuple(touched), pk
+                )
+            return self._direct_upsert(direct, names, shared)
+        stage = self._stage(conn, names, plan.keys)
+        if strategy == "staged-conflict":
             return self._conflict_upsert(stage, changes, shared, touched)
+        ids = outcome.ids
 
         def write(conn: Connection, rows: list[Row], indexes: list[int]) -> None:
             stage.fill(conn, rows)
@@ -308,11 +325,7 @@ class BulkRun:
             for row, index in zip(rows, indexes, strict=True):
                 found = written.get(tuple(row[k] for k in keys))
                 if found is None:  # its key is held by a row outside this operation's scope
-                    reason = "its key belongs to a row this operation may not change"
-                    label = f"{self.scope.label}: row {index}"
-                    self._failed(
-                        index, reason, None, IntegrityError(f"{label}: {reason}", row=index)
-                    )
+                    self._out_of_scope(index)
                     continue
                 new_id, inserted = found
                 if inserted:
@@ -323,6 +336,39 @@ class BulkRun:
                     outcome.ids[index] = new_id
 
         return write
+
+    def _direct_upsert(self, direct: DirectUpsert, names: tuple[str, ...], shared: Row) -> Write:
+        outcome, keys, pk = self.outcome, self.plan.keys, self.pk
+
+        def write(conn: Connection, rows: list[Row], indexes: list[int]) -> None:
+            updated, outside = direct.taken(conn, rows)
+            found = key_values(rows, keys)
+            if outside:  # keys held by rows outside this operation's scope
+                inside = [i for i, key in enumerate(found) if key not in outside]
+                rejected = [indexes[i] for i, key in enumerate(found) if key in outside]
+                rows = [rows[i] for i in inside]
+                indexes = [indexes[i] for i in inside]
+                found = [found[i] for i in inside]
+            direct.write(conn, rows, names, shared)
+            outcome.updated += updated
+            outcome.inserted += len(rows) - updated
+            for index in rejected if outside else ():
+                self._out_of_scope(index)
+            if outcome.ids is not None:
+                held = (
+                    dict(zip(found, found, strict=True))
+                    if keys == (pk,)
+                    else direct.ids(conn, rows)
+                )
+                for key, index in zip(found, indexes, strict=True):
+                    outcome.ids[index] = held.get(key)
+
+        return write
+
+    def _out_of_scope(self, index: int) -> None:
+        reason = "its key belongs to a row this operation may not change"
+        error = IntegrityError(f"{self.scope.label}: row {index}: {reason}", row=index)
+        self._failed(index, reason, None, error)
 
     # -- savepoints and bad rows ----------------------------------------------------------
 

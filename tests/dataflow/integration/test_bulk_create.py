@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from decimal import Decimal
+from typing import Optional
+
 import pytest
 import sqlalchemy as sa
 
@@ -284,3 +288,45 @@ def test_any_batch_size_stays_within_sqlite_limits(items):
     changed = [{"id": i, "price": 1.0} for i in range(1, 40_001)]
     updated = run_node("ItemBulkUpdateNode", {"data": changed, "batch_size": 40_000})
     assert updated["updated"] == 40_000
+
+
+def test_every_field_type_is_stored_as_a_single_create_stores_it(db):
+    @db.model
+    class Sample:
+        code: str
+        when: dt.datetime
+        day: dt.date
+        amount: Decimal
+        ratio: float
+        count: int
+        flag: bool
+        meta: dict
+        tags: list
+        note: Optional[str] = None
+        __indexes__ = [{"name": "ux_samples_code", "fields": ["code"], "unique": True}]
+
+    values = {
+        "when": dt.datetime(2025, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC),
+        "day": dt.date(2025, 1, 2),
+        "amount": Decimal("12.5"),
+        "ratio": 0.25,
+        "count": 7,
+        "flag": True,
+        "meta": {"a": [1, 2], "b": None},
+        "tags": ["x", "y"],
+    }
+    single = run_node("SampleCreateNode", {"code": "single", **values})
+    run_node("SampleBulkCreateNode", {"data": [{"code": "bulk", **values}]})
+    run_node("SampleBulkUpsertNode", {"data": [{"code": "upsert", **values}]})
+    stored_rows = run_node("SampleListNode", {})["records"]
+    expected = {
+        k: v for k, v in single.items() if k not in ("id", "code", "created_at", "updated_at")
+    }
+    for record in stored_rows:
+        assert {k: record[k] for k in expected} == expected
+    changed = {**values, "ratio": 0.5, "when": "2026-03-04T05:06:07+02:00", "note": "n"}
+    out = run_node("SampleBulkUpsertNode", {"data": [{"code": "bulk", **changed}]})
+    assert out["updated"] == 1
+    record = next(r for r in run_node("SampleListNode", {})["records"] if r["code"] == "bulk")
+    assert (record["ratio"], record["note"]) == (0.5, "n")
+    assert record["when"] == dt.datetime(2026, 3, 4, 3, 6, 7, tzinfo=dt.UTC)
