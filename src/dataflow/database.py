@@ -137,6 +137,11 @@ class Database:
             self.engine = _server_engine(target, config)
         # The in-memory database has one connection; a lock keeps threads from interleaving.
         self.shared_lock: OwnerLock | None = OwnerLock() if target.memory else None
+        # SQLite has one writer. Writers of this process queue on a lock, which wakes the next
+        # one the moment the last commits; SQLite's own busy handler would sleep and poll.
+        self._writer: threading.Lock | None = (
+            threading.Lock() if target.dialect == "sqlite" and not target.memory else None
+        )
         #: The transaction of an enclosing ``db.transaction()`` block, if any (per thread / task).
         self.bound: ContextVar[Transaction | None] = ContextVar(
             f"dataflow_tx_{id(self)}", default=None
@@ -157,7 +162,8 @@ class Database:
             return
         if not join:
             self._refuse_inside_transaction("start a separate transaction")
-        with self._held():
+        writer = self._writer if write else None
+        with self._held(), writer or nullcontext():
             conn = self.engine.connect()
             try:
                 with conn.begin():
