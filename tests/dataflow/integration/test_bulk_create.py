@@ -69,7 +69,7 @@ def test_a_generator_is_streamed_batch_by_batch(items):
 
     def source():
         nonlocal pulled
-        for row in rows(2500):
+        for row in rows(25_000):
             pulled += 1
             yield row
 
@@ -81,10 +81,14 @@ def test_a_generator_is_streamed_batch_by_batch(items):
             "progress": lambda done, total: seen.append((done, total, pulled)),
         },
     )
-    assert out["processed"] == out["inserted"] == 2500
-    assert [(done, total) for done, total, _ in seen] == [(1000, None), (2000, None), (2500, None)]
-    assert all(pulled_then <= done + 1 for done, _, pulled_then in seen)
-    assert count_rows(items, "items") == 2500
+    assert out["processed"] == out["inserted"] == 25_000
+    assert out["batches"] == 25
+    assert [(done, total) for done, total, _ in seen] == [
+        (n, None) for n in range(1000, 25_001, 1000)
+    ]
+    # Rows are pulled as they are written (PostgreSQL COPYs up to 10,000 at a time).
+    assert max(pulled_then - done for done, _, pulled_then in seen) <= 10_000
+    assert count_rows(items, "items") == 25_000
 
 
 def test_progress_true_draws_a_bar(items, capsys):
@@ -330,3 +334,27 @@ def test_every_field_type_is_stored_as_a_single_create_stores_it(db):
     record = next(r for r in run_node("SampleListNode", {})["records"] if r["code"] == "bulk")
     assert (record["ratio"], record["note"]) == (0.5, "n")
     assert record["when"] == dt.datetime(2026, 3, 4, 3, 6, 7, tzinfo=dt.UTC)
+
+
+def test_an_upsert_on_a_key_of_two_fields(db):
+    @db.model
+    class Stock:
+        shop: str
+        sku: str
+        quantity: int
+        __indexes__ = [{"name": "ux_stocks_shop_sku", "fields": ["shop", "sku"], "unique": True}]
+
+    first = [{"shop": s, "sku": k, "quantity": 1} for s in ("a", "b") for k in ("x", "y")]
+    run_node("StockBulkCreateNode", {"data": first})
+    again = [{"shop": "a", "sku": "x", "quantity": 5}, {"shop": "c", "sku": "x", "quantity": 9}]
+    out = run_node("StockBulkUpsertNode", {"data": again, "conflict_on": ["shop", "sku"]})
+    assert (out["inserted"], out["updated"]) == (1, 1)
+    skipped = run_node(
+        "StockBulkCreateNode",
+        {"data": again, "conflict_resolution": "skip", "return_ids": True},
+    )
+    assert (skipped["inserted"], skipped["skipped"], skipped["ids"]) == (0, 2, [None, None])
+    quantities = {
+        (r["shop"], r["sku"]): r["quantity"] for r in run_node("StockListNode", {})["records"]
+    }
+    assert quantities == {("a", "x"): 5, ("a", "y"): 1, ("b", "x"): 1, ("b", "y"): 1, ("c", "x"): 9}
