@@ -56,28 +56,17 @@ class Records:
     def stamp_insert(self, values: dict[str, Any], scope: Scope) -> dict[str, Any]:
         """A row ready to insert: defaults filled, the features' columns set."""
         row = dict(values)
-        for name, field in self._defaults:
-            if name not in row:
-                row[name] = field.default_value()
-        now = utcnow()
-        for feature in self._row_inserts:
-            feature.on_insert(row, scope, now)
-        for feature in self.features:
-            row.update(feature.insert_values(scope, now))
+        row.update(self.stamp_insert_batch([row], scope))
         return row
 
     def stamp_update(self, values: dict[str, Any], scope: Scope) -> dict[str, Any]:
         """Changes ready to apply: the features' columns added."""
         changes = dict(values)
-        now = utcnow()
-        for feature in self._row_updates:
-            feature.on_update(changes, scope, now)
-        for feature in self.features:
-            changes.update(feature.update_values(scope, now))
+        changes.update(self.stamp_update_batch([changes], scope))
         return changes
 
     def stamp_insert_batch(self, rows: list[dict[str, Any]], scope: Scope) -> dict[str, Any]:
-        """``stamp_insert`` for the rows of one multi-row insert, in place, with one ``now``.
+        """Fill defaults and per-row feature columns of rows to insert, in place, at one ``now``.
 
         Returns the columns every row shares, for the caller to set once per statement.
         """
@@ -95,7 +84,7 @@ class Records:
         return shared
 
     def stamp_update_batch(self, rows: list[dict[str, Any]], scope: Scope) -> dict[str, Any]:
-        """``stamp_update`` for the changes of one multi-row update, in place, with one ``now``.
+        """Add per-row feature columns to the changes of rows, in place, at one ``now``.
 
         Returns the columns every row's update sets, for the caller to set once per statement.
         """
