@@ -7,7 +7,7 @@ updates and deletes carry their WHERE clauses, inserts and updates their stamps.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
@@ -17,9 +17,11 @@ from dataflow.features.base import Scope
 from dataflow.models.spec import ModelSpec
 from dataflow.models.types import utcnow
 
-_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert, "mysql": mysql.insert}
+if TYPE_CHECKING:
+    from dataflow.query.aggregate import Aggregation
+    from dataflow.query.filters import Filter
 
-Clauses = Sequence[sa.ColumnElement[bool]]
+_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert, "mysql": mysql.insert}
 
 
 class Records:
@@ -43,11 +45,19 @@ class Records:
 
     # -- the pipeline ---------------------------------------------------------------------
 
-    def where(self, scope: Scope) -> list[sa.ColumnElement[bool]]:
-        """The clauses the features add to every read, count, update and delete."""
+    def where(
+        self, scope: Scope, filter: Filter | None = None, table: sa.FromClause | None = None
+    ) -> list[sa.ColumnElement[bool]]:
+        """The clauses the features add to every read, count, update and delete, then the filter's.
+
+        ``table`` is an alias of the model's table when the model is reached through a relation.
+        """
+        target = self.table if table is None else table
         clauses: list[sa.ColumnElement[bool]] = []
         for feature in self.features:
-            clauses.extend(feature.where(self.table, scope))
+            clauses.extend(feature.where(target, scope))
+        if filter:
+            clauses.extend(filter.clauses(scope))
         return clauses
 
     def stamp_insert(self, values: dict[str, Any], scope: Scope) -> dict[str, Any]:
@@ -128,28 +138,34 @@ class Records:
         self,
         conn: Connection,
         scope: Scope,
-        where: Clauses = (),
+        filter: Filter | None = None,
         order: Sequence[sa.ColumnElement[Any]] = (),
         limit: int | None = None,
         offset: int = 0,
         fields: Sequence[str] | None = None,
+        after: sa.ColumnElement[bool] | None = None,
     ) -> list[dict[str, Any]]:
+        """Matching rows in ``order`` (by primary key without one), from ``after`` on."""
         columns = [self.table.c[f] for f in fields] if fields else self.columns
-        stmt = sa.select(*columns).where(*where, *self.where(scope))
-        if order:
-            stmt = stmt.order_by(*order)
-        if not any(self._is_pk(o) for o in order):
-            stmt = stmt.order_by(self.pk)  # a stable order, so paging never repeats a row
+        stmt = sa.select(*columns).where(*self.where(scope, filter))
+        if after is not None:
+            stmt = stmt.where(after)
+        stmt = stmt.order_by(*(order or (self.pk,)))
         if limit is not None:
             stmt = stmt.limit(limit)
         if offset:
             stmt = stmt.offset(offset)
         return [dict(r) for r in conn.execute(stmt).mappings()]
 
-    def count(self, conn: Connection, scope: Scope, where: Clauses = ()) -> int:
+    def count(self, conn: Connection, scope: Scope, filter: Filter | None = None) -> int:
         stmt = sa.select(sa.func.count()).select_from(self.table)
-        stmt = stmt.where(*where, *self.where(scope))
+        stmt = stmt.where(*self.where(scope, filter))
         return int(conn.execute(stmt).scalar_one())
+
+    def aggregate(
+        self, conn: Connection, scope: Scope, filter: Filter | None, plan: Aggregation
+    ) -> list[dict[str, Any]]:
+        return plan.run(conn, self.table, self.where(scope, filter), scope)
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -163,10 +179,6 @@ class Records:
                 stmt = stmt.returning(*self.columns)
             self._updates[key] = stmt
         return stmt
-
-    def _is_pk(self, order: sa.ColumnElement[Any]) -> bool:
-        element = getattr(order, "element", order)
-        return element is self.pk
 
     def _fetch(self, conn: Connection, pk: Any, scope: Scope) -> dict[str, Any]:
         found = self.get(conn, pk, scope)

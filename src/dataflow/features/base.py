@@ -35,8 +35,11 @@ class Feature:
         """Columns the feature adds to the model (marked ``managed``)."""
         return []
 
-    def where(self, table: sa.Table, scope: Scope) -> list[sa.ColumnElement[bool]]:
-        """Clauses every read, count, update and delete of the model must also satisfy."""
+    def where(self, table: sa.FromClause, scope: Scope) -> list[sa.ColumnElement[bool]]:
+        """Clauses every read, count, update and delete of the model must also satisfy.
+
+        ``table`` is the model's table, or an alias of it inside a relation filter.
+        """
         return []
 
     def on_insert(self, row: dict[str, Any], scope: Scope, now: dt.datetime) -> None:

@@ -20,6 +20,7 @@ from dataflow.nodes.base import (
 from dataflow.nodes.crud import ModelNode
 
 if TYPE_CHECKING:
+    from dataflow.query.filters import Filter
     from dataflow.records import Records
 
 
@@ -111,11 +112,11 @@ class BulkCreateNode(ModelNode):
 
 
 class BulkUpdateNode(ModelNode):
-    def run(self, filter: list, update: dict[str, Any]) -> dict[str, Any]:
+    def run(self, filter: Filter, update: dict[str, Any]) -> dict[str, Any]:
         records = self.records()
         scope = self.scope()
         changes = records.stamp_update(update, scope)
-        stmt = sa.update(records.table).where(*filter, *records.where(scope)).values(changes)
+        stmt = sa.update(records.table).where(*records.where(scope, filter)).values(changes)
         with self.dataflow.connection(self.label(self.node_id)) as conn:
             updated = conn.execute(stmt).rowcount
         return {"processed": updated, "updated": updated}
@@ -124,7 +125,7 @@ class BulkUpdateNode(ModelNode):
 class BulkDeleteNode(ModelNode):
     def run(
         self,
-        filter: list | None = None,
+        filter: Filter | None = None,
         confirm_all: bool = False,
         confirmation_required: bool = True,
         soft_delete: bool = False,
@@ -137,7 +138,7 @@ class BulkDeleteNode(ModelNode):
             )
         records = self.records()
         with self.dataflow.connection(self.label(self.node_id)) as conn:
-            where = [*(filter or []), *records.where(self.scope())]
+            where = records.where(self.scope(), filter)
             deleted = conn.execute(sa.delete(records.table).where(*where)).rowcount
         return {"processed": deleted, "deleted": deleted, "soft": False}
 
