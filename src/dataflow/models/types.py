@@ -93,6 +93,11 @@ class ExactString(TypeDecorator[str]):
             )
         return dialect.type_descriptor(sa.Text())
 
+    def coerce_compared_value(self, op: Any, value: Any) -> sa.types.TypeEngine[Any]:
+        # A value compared with the column takes the column's collation from it; typed with
+        # the collation itself, PostgreSQL would see `x BETWEEN $1 COLLATE "C" AND ...`.
+        return sa.Text()
+
 
 def _integer_type() -> sa.types.TypeEngine[Any]:
     return sa.BigInteger().with_variant(sa.Integer(), "sqlite")

@@ -85,20 +85,25 @@ def _order(key: Key, dialect: str) -> sa.ColumnElement[Any]:
     return order
 
 
+def _bound(expr: sa.ColumnElement[Any], value: Any) -> sa.BindParameter[Any]:
+    # Explicit, since SQLAlchemy takes a bare True or False for a SQL constant.
+    return sa.bindparam(None, value, type_=expr.type.coerce_compared_value(None, value))
+
+
 def _same(operand: Operand, value: Any) -> Clause:
-    return operand.expr.is_(None) if value is None else operand.expr == value
+    expr = operand.expr
+    return expr.is_(None) if value is None else expr == _bound(expr, value)
 
 
 def _beyond(key: Key, value: Any) -> Clause | None:
     """Rows past ``value`` on this key alone; None when nothing can be."""
     expr = key.operand.expr
     if not key.descending:
-        return expr.is_not(None) if value is None else expr > value
+        return expr.is_not(None) if value is None else expr > _bound(expr, value)
     if value is None:
         return None  # NULL comes last when descending
-    if key.operand.nullable:
-        return sa.or_(expr < value, expr.is_(None))
-    return expr < value
+    before = expr < _bound(expr, value)
+    return sa.or_(before, expr.is_(None)) if key.operand.nullable else before
 
 
 def _plain(value: Any) -> Any:

@@ -97,7 +97,7 @@ def _fold(dialect: str, expr: Any) -> sa.ColumnElement[Any]:
 
 def ilike(dialect: str, expr: sa.ColumnElement[Any], parts: Parts) -> sa.ColumnElement[bool]:
     """LIKE with both sides lower-cased by the database."""
-    pattern = sa.bindparam(None, _like_text(parts), type_=expr.type)
+    pattern = sa.bindparam(None, _like_text(parts), type_=sa.Text())
     return _fold(dialect, expr).like(_fold(dialect, pattern), escape="\\")
 
 
