@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
 from dataflow.config import DatabaseTarget, DataFlowConfig
-from dataflow.query.strings import SQLITE_FOLD, sqlite_fold
+from dataflow.query import sqlite_functions
 
 log = logging.getLogger("dataflow")
 
@@ -64,9 +64,7 @@ def _sqlite_engine(target: DatabaseTarget, config: DataFlowConfig) -> Engine:
         # Database.begin() issues BEGIN itself; the driver's implicit BEGIN would start
         # transactions late (at the first write) and not at all for reads.
         dbapi_conn.isolation_level = None
-        # $ilike folds case in Unicode, as the servers do (SQLite's lower() is ASCII-only).
-        # REGEXP, for $regex, is Python's re, registered by SQLAlchemy's pysqlite dialect.
-        dbapi_conn.create_function(SQLITE_FOLD, 1, sqlite_fold, deterministic=True)
+        sqlite_functions.register(dbapi_conn)
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         if not target.memory:

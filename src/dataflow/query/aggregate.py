@@ -8,7 +8,6 @@ and renamed in Python, so an alias may be any string.
 
 from __future__ import annotations
 
-import decimal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -20,10 +19,11 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from dataflow.models.spec import ModelSpec
-from dataflow.models.types import FIELD_TYPES, FieldType
+from dataflow.models.types import FIELD_TYPES
+from dataflow.query import sqlite_functions
 from dataflow.query.filters import compile_filter
 from dataflow.query.namespace import Namespace, Operand, model_operands
-from dataflow.query.operators import ORDERED, refused, suggest
+from dataflow.query.operators import ORDERED, a_kind, refused, suggest
 from dataflow.query.sort import compile_sort
 
 if TYPE_CHECKING:
@@ -96,19 +96,23 @@ def _measure(spec: ModelSpec, alias: str, op: Any, field: Any, at: str) -> Measu
     kind = spec.fields[field].type
     takes = _TAKES[op]
     if (takes is not None and kind.name not in takes) or (takes is None and kind.is_json):
-        raise refused(at, f"{op} does not apply to '{field}', a {kind.name} field", field)
+        raise refused(at, f"{op} does not apply to '{field}', {a_kind(kind.name)} field", field)
     return Measure(alias, op, field)
 
 
-def _convert(kind: FieldType, dialect: str) -> Callable[[Any], Any]:
-    if kind.name == "int":
-        return int
-    if kind.name == "float":
-        return float
-    if kind.name == "Decimal" and dialect == "sqlite":
-        # SQLite adds REALs: keep the 15 significant digits it stores Decimals with.
-        return lambda v: decimal.Decimal(f"{v:.15g}")
-    return lambda v: v
+def _keep(value: Any) -> Any:
+    return value
+
+
+#: A sum comes back as its field's type (PostgreSQL sums bigints into NUMERIC, for one).
+_SUM_TYPES: dict[str, Callable[[Any], Any]] = {"int": int, "float": float}
+
+
+def _sum(column: Operand, dialect: str) -> sa.ColumnElement[Any]:
+    if dialect == "sqlite" and column.type.name == "Decimal":
+        # SQLite stores Decimals as doubles; its SUM would add them as doubles and drift.
+        return getattr(sa.func, sqlite_functions.DECIMAL_SUM)(column.expr, type_=column.expr.type)
+    return sa.func.sum(column.expr)
 
 
 class Aggregation:
@@ -127,7 +131,7 @@ class Aggregation:
         columns = model_operands(spec, spec.t)
         self.groups = [columns[name] for name in group_by]
         operands: dict[str, Operand] = {g.name: g for g in self.groups}
-        self.converters: list[Callable[[Any], Any]] = [lambda v: v] * len(self.groups)
+        self.converters: list[Callable[[Any], Any]] = [_keep] * len(self.groups)
         for measure in measures:
             if measure.alias in operands:
                 raise refused(
@@ -158,13 +162,15 @@ class Aggregation:
         if measure.op == "$count_distinct":
             return Operand(measure.alias, count, False, sa.func.count(sa.distinct(expr))), int
         if measure.op == "$avg":
-            average: sa.ColumnElement[float] = _as_double(sa.func.sum(expr)).op(
+            average: sa.ColumnElement[float] = _as_double(_sum(column, dialect)).op(
                 "/", return_type=sa.Double()
             )(sa.func.nullif(sa.func.count(expr), 0))
             return Operand(measure.alias, FIELD_TYPES[float], True, average), float
-        function = sa.func.sum if measure.op == "$sum" else getattr(sa.func, measure.op[1:])
-        convert = _convert(column.type, dialect) if measure.op == "$sum" else (lambda v: v)
-        return Operand(measure.alias, column.type, True, function(expr)), convert
+        if measure.op == "$sum":
+            convert = _SUM_TYPES.get(column.type.name, _keep)
+            return Operand(measure.alias, column.type, True, _sum(column, dialect)), convert
+        extreme = getattr(sa.func, measure.op[1:])(expr)
+        return Operand(measure.alias, column.type, True, extreme), _keep
 
     def run(
         self,

@@ -32,6 +32,11 @@ ORDERED = frozenset({"int", "float", "Decimal", "str", "date", "datetime"})
 _INT64 = range(-(2**63), 2**63)
 
 
+def a_kind(kind: str) -> str:
+    """``an int``, ``a str``: a field type's name with its article."""
+    return f"{'an' if kind[0] in 'aeiouAEIOU' else 'a'} {kind}"
+
+
 def refused(at: str, message: str, field: str | None = None) -> InvalidFilterError:
     return InvalidFilterError(f"{at}: {message}", path=at, field=field)
 
@@ -192,12 +197,14 @@ def apply(dialect: str, operand: Operand, name: str, value: Any, at: str, negate
     if operand.type.is_json and name not in _ANY_TYPE and value is not None:
         raise refused(
             at,
-            f"'{operand.name}' is a {kind} field; filters test it only for None ($null, "
+            f"'{operand.name}' is {a_kind(kind)} field; filters test it only for None ($null, "
             "$exists), not its contents",
             operand.name,
         )
     if (name in _NEEDS_ORDER and kind not in ORDERED) or (name in _NEEDS_TEXT and kind != "str"):
         needs = "str fields" if name in _NEEDS_TEXT else "ordered fields (numbers, str, dates)"
-        raise refused(at, f"{name} applies to {needs}; '{operand.name}' is a {kind}", operand.name)
+        raise refused(
+            at, f"{name} applies to {needs}; '{operand.name}' is {a_kind(kind)}", operand.name
+        )
     match, miss = op(dialect, operand, value, at)
     return miss if negate else match

@@ -12,15 +12,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from dataflow.query import sqlite_functions
 from dataflow.query.regex import Regex
 
 #: A LIKE pattern split into literal text and wildcards.
 ANY = "%"
 ONE = "_"
 Parts = tuple[tuple[str, str], ...]  # ("text", literal) | ("wild", ANY or ONE)
-
-#: SQLite has no Unicode ``lower()``; DataFlow registers this one on every connection.
-SQLITE_FOLD = "dataflow_lower"
 
 
 class PatternError(ValueError):
@@ -89,7 +87,7 @@ def like(dialect: str, expr: sa.ColumnElement[Any], parts: Parts) -> sa.ColumnEl
 
 def _fold(dialect: str, expr: Any) -> sa.ColumnElement[Any]:
     if dialect == "sqlite":
-        return getattr(sa.func, SQLITE_FOLD)(expr)
+        return getattr(sa.func, sqlite_functions.FOLD)(expr)
     if dialect == "postgresql":
         return sa.func.lower(sa.collate(expr, "default"))
     return sa.func.lower(expr)
@@ -104,11 +102,3 @@ def ilike(dialect: str, expr: sa.ColumnElement[Any], parts: Parts) -> sa.ColumnE
 def regex(dialect: str, expr: sa.ColumnElement[Any], pattern: Regex) -> sa.ColumnElement[bool]:
     """A case-sensitive regular-expression search (SQLite's REGEXP is Python's ``re``)."""
     return expr.regexp_match(pattern.render(dialect))
-
-
-def sqlite_fold(value: str | None) -> str | None:
-    """Lower-case one character at a time, as the servers' ``lower()`` does."""
-    if value is None or value.isascii():
-        return value.lower() if value is not None else None
-    # str.lower() lowers a final sigma to ς and İ to two characters; the servers do neither.
-    return "".join("i" if c == "\u0130" else c.lower() for c in value)

@@ -117,8 +117,11 @@ def _add_foreign_key(
         except sa_exc.IntegrityError as exc:
             raise refused from exc
         return
-    # SQLite cannot add a constraint to a table; batch mode copies it into a new one. Checks
-    # wait for the commit, by which time the copy has the table's name again.
+    # SQLite cannot add a constraint to a table; batch mode copies it into a new one, in one
+    # transaction (pysqlite starts none by itself here). Checks wait for the commit, by which
+    # time the copy has the table's name again.
+    if not conn.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
     conn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
     with ops.batch_alter_table(table) as batch:
         batch.create_foreign_key(name, target, local, remote)
