@@ -7,6 +7,7 @@ updates and deletes carry their WHERE clauses, inserts and updates their stamps.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -41,6 +42,7 @@ class Records:
         self._insert_returning = self._insert.returning(*self.columns)
         self._delete = table.delete().where(self._by_pk)
         self._updates: dict[tuple[tuple[str, ...], bool], Any] = {}
+        self._selects: dict[tuple[Any, ...], tuple[sa.Select[Any], Any, Any]] = {}
         self._defaults = [(n, f) for n, f in spec.fields.items() if f.has_default]
 
     # -- the pipeline ---------------------------------------------------------------------
@@ -146,16 +148,44 @@ class Records:
         after: sa.ColumnElement[bool] | None = None,
     ) -> list[dict[str, Any]]:
         """Matching rows in ``order`` (by primary key without one), from ``after`` on."""
+        # A statement that does not depend on the scope is built once: building it costs
+        # about a third of a short list on SQLite. ``filter`` and ``order`` are the checked
+        # (and memoized) parameters, the same objects each run.
+        key = None
+        if after is None and (filter is None or filter.fixed):
+            key = (id(filter), id(order), limit, offset, tuple(fields) if fields else None)
+        found = self._selects.get(key) if key else None
+        if found is not None:
+            stmt = found[0]
+        else:
+            stmt = self._select(filter, order, limit, offset, fields, after, scope)
+            if key:
+                if len(self._selects) >= 256:
+                    self._selects.clear()
+                self._selects[key] = (stmt, filter, order)  # they stay alive: ids stay theirs
+        features = self.where(scope)
+        result = conn.execute(stmt.where(*features) if features else stmt)
+        # map() keeps the per-row work in C: a third faster than a comprehension here.
+        return list(map(dict, map(zip, repeat(tuple(result.keys())), result.all())))
+
+    def _select(
+        self,
+        filter: Filter | None,
+        order: Sequence[sa.ColumnElement[Any]],
+        limit: int | None,
+        offset: int,
+        fields: Sequence[str] | None,
+        after: sa.ColumnElement[bool] | None,
+        scope: Scope,
+    ) -> sa.Select[Any]:
         columns = [self.table.c[f] for f in fields] if fields else self.columns
-        stmt = sa.select(*columns).where(*self.where(scope, filter))
+        stmt = sa.select(*columns).where(*(filter.clauses(scope) if filter else ()))
         if after is not None:
             stmt = stmt.where(after)
         stmt = stmt.order_by(*(order or (self.pk,)))
         if limit is not None:
             stmt = stmt.limit(limit)
-        if offset:
-            stmt = stmt.offset(offset)
-        return [dict(r) for r in conn.execute(stmt).mappings()]
+        return stmt.offset(offset) if offset else stmt
 
     def count(self, conn: Connection, scope: Scope, filter: Filter | None = None) -> int:
         stmt = sa.select(sa.func.count()).select_from(self.table)

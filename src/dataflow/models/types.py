@@ -42,6 +42,19 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
             value = value.replace(tzinfo=UTC)
         return value
 
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        # One call per value instead of the impl's processor plus process_result_value:
+        # lists of many rows spend most of their time here.
+        if dialect.name != "sqlite":
+            return lambda value: self.process_result_value(value, dialect)
+        parse = dt.datetime.fromisoformat
+
+        def process(value: str | None) -> dt.datetime | None:
+            # Parsing the offset is several times faster than datetime.replace(tzinfo=...).
+            return None if value is None else parse(value + "+00:00")
+
+        return process
+
 
 class ExactDecimal(TypeDecorator[decimal.Decimal]):
     """NUMERIC on PostgreSQL, DECIMAL(38, 10) on MySQL, REAL on SQLite (15 significant digits)."""

@@ -18,6 +18,7 @@ from dataflow.nodes.base import (
     check_optional_count,
 )
 from dataflow.query.filters import compile_filter
+from dataflow.query.memo import Memo
 from dataflow.query.namespace import ModelNamespace
 from dataflow.query.sort import compile_sort, decode_cursor
 from kailash.nodes.base import NodeParameter
@@ -44,7 +45,7 @@ def field_checker(field: FieldSpec) -> Checker:
 
 def _filter_checker(namespace: ModelNamespace) -> Checker:
     """The one filter check of every node that takes a filter."""
-    return lambda value: compile_filter(namespace, value)
+    return Memo(lambda value: compile_filter(namespace, value))
 
 
 def _conflict_checker(spec: ModelSpec) -> Checker:
@@ -94,9 +95,9 @@ def generate_nodes(db: DataFlow, spec: ModelSpec) -> list[type[DataFlowNode]]:
     namespace = ModelNamespace(db, spec)
     by_pk = [namespace.operands[spec.primary_key]]
     filter_check = _filter_checker(namespace)
-    query = {
+    query: dict[str, Checker] = {
         "filter": filter_check,
-        "sort": lambda value: compile_sort(namespace, value, by_pk),
+        "sort": Memo(lambda value: compile_sort(namespace, value, by_pk)),
         "limit": check_optional_count,
         "offset": check_count,
         "after": decode_cursor,

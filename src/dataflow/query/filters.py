@@ -97,6 +97,11 @@ class Filter:
         """Whether the filter leaves any row out (an empty filter matches every row)."""
         return self._part is not None
 
+    @property
+    def fixed(self) -> bool:
+        """Whether its clauses are the same for every scope (it follows no relation)."""
+        return self._part is None or isinstance(self._part, _Fixed)
+
     def clauses(self, scope: Scope) -> list[Clause]:
         part = self._part
         return [] if part is None else [part.sql(scope)]
