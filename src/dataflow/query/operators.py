@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.sql import operators as sql_operators
 
 from dataflow.errors import InvalidFilterError
 from dataflow.models.types import Refused
@@ -61,6 +62,14 @@ def coerce(operand: Operand, value: Any, at: str) -> Any:
     return out
 
 
+def bind(expr: sa.ColumnElement[Any], value: Any) -> sa.BindParameter[Any]:
+    """``value`` as a parameter typed as SQLAlchemy types one compared with ``expr``.
+
+    Explicit, since SQLAlchemy takes a bare True or False for a SQL constant.
+    """
+    return sa.bindparam(None, value, type_=expr.type.coerce_compared_value(sql_operators.eq, value))
+
+
 def _items(value: Any, at: str, length: int | None = None) -> list[Any]:
     if not isinstance(value, list | tuple):
         raise refused(at, f"expects a list, got {type(value).__name__}")
@@ -101,7 +110,9 @@ def _in(dialect: str, operand: Operand, value: Any, at: str) -> Pair:
     with_null = len(values) < len(items)
     if not values:
         return _is_null(operand) if with_null else (sa.false(), sa.true())
-    found = operand.expr.in_(values)
+    # One parameter per value, not an "expanding" one: a checked filter is reused, and an
+    # expanding list is rewritten on every execution.
+    found = operand.expr.in_([bind(operand.expr, v) for v in values])
     if not with_null:
         return _pair(operand, found)
     return sa.or_(found, operand.expr.is_(None)), sa.and_(operand.expr.is_not(None), ~found)

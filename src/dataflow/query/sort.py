@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from dataflow.models.types import Refused
 from dataflow.query.filters import unknown_name
 from dataflow.query.namespace import Namespace, Operand
-from dataflow.query.operators import ORDERED, refused
+from dataflow.query.operators import ORDERED, bind, refused
 
 Clause = sa.ColumnElement[bool]
 _DIRECTIONS = {1: False, -1: True, "asc": False, "desc": True, "ASC": False, "DESC": True}
@@ -85,24 +85,19 @@ def _order(key: Key, dialect: str) -> sa.ColumnElement[Any]:
     return order
 
 
-def _bound(expr: sa.ColumnElement[Any], value: Any) -> sa.BindParameter[Any]:
-    # Explicit, since SQLAlchemy takes a bare True or False for a SQL constant.
-    return sa.bindparam(None, value, type_=expr.type.coerce_compared_value(None, value))
-
-
 def _same(operand: Operand, value: Any) -> Clause:
     expr = operand.expr
-    return expr.is_(None) if value is None else expr == _bound(expr, value)
+    return expr.is_(None) if value is None else expr == bind(expr, value)
 
 
 def _beyond(key: Key, value: Any) -> Clause | None:
     """Rows past ``value`` on this key alone; None when nothing can be."""
     expr = key.operand.expr
     if not key.descending:
-        return expr.is_not(None) if value is None else expr > _bound(expr, value)
+        return expr.is_not(None) if value is None else expr > bind(expr, value)
     if value is None:
         return None  # NULL comes last when descending
-    before = expr < _bound(expr, value)
+    before = expr < bind(expr, value)
     return sa.or_(before, expr.is_(None)) if key.operand.nullable else before
 
 
