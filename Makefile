@@ -32,6 +32,7 @@ check: lint types imports test
 
 bench: setup
 	$(BIN)/python bench/crud.py
+	$(BIN)/python bench/query.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
