@@ -3,7 +3,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test check lint types imports bench clean
+.PHONY: setup demo test check lint types imports bench bench-http clean
 
 setup: $(STAMP)
 
@@ -32,7 +32,11 @@ check: lint types imports test
 
 bench: setup
 	$(BIN)/python bench/crud.py
+	$(BIN)/python bench/transactions.py
 	$(BIN)/python bench/query.py
+
+bench-http: setup
+	$(BIN)/python bench/http_load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -10,7 +10,10 @@ from dataflow.errors import (
     MigrationError,
     ModelDefinitionError,
     NotFoundError,
+    SagaError,
     TenantIsolationError,
+    TransactionError,
+    TransactionTimeoutError,
     ValidationError,
     VersionConflictError,
 )
@@ -25,7 +28,10 @@ __all__ = [
     "MigrationError",
     "ModelDefinitionError",
     "NotFoundError",
+    "SagaError",
     "TenantIsolationError",
+    "TransactionError",
+    "TransactionTimeoutError",
     "ValidationError",
     "VersionConflictError",
 ]

@@ -63,6 +63,8 @@ class DataFlowConfig:
     async_operations: bool = False
     read_replica_enabled: bool = False
     read_replica_url: str | None = None
+    # Transactions: db.create_tables() at start-up also finishes sagas left in flight.
+    recover_sagas_on_start: bool = False
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> DataFlowConfig:

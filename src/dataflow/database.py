@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -16,7 +16,12 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
 from dataflow.config import DatabaseTarget, DataFlowConfig
+from dataflow.errors import TransactionError
 from dataflow.query import sqlite_functions
+from dataflow.transactions.scope import find_transaction
+
+if TYPE_CHECKING:
+    from dataflow.transactions.transaction import Transaction
 
 log = logging.getLogger("dataflow")
 
@@ -80,6 +85,46 @@ def _server_engine(target: DatabaseTarget, config: DataFlowConfig) -> Engine:
     return sa.create_engine(target.url, echo=config.echo, **_pool_options(config))
 
 
+class OwnerLock:
+    """A lock held by an owner: a thread, or a transaction that may end on another thread.
+
+    Re-entrant for its owner. The in-memory database's one connection is guarded by it: a
+    workflow run's transaction holds it from its first statement to the end of the run, and
+    the async runtime may run those on different threads.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._owner: object = None
+        self._depth = 0
+
+    def acquire(self, owner: object) -> None:
+        with self._changed:
+            while self._owner is not None and self._owner != owner:
+                self._changed.wait()
+            self._owner = owner
+            self._depth += 1
+
+    def release(self, owner: object) -> None:
+        with self._changed:
+            if self._owner != owner:
+                raise RuntimeError(f"{owner!r} does not hold the lock")
+            self._depth -= 1
+            if self._depth == 0:
+                self._owner = None
+                self._changed.notify()
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """Hold the lock for the calling thread during the block."""
+        me = threading.get_ident()
+        self.acquire(me)
+        try:
+            yield
+        finally:
+            self.release(me)
+
+
 class Database:
     """Owns the engine and hands out transactional connections."""
 
@@ -91,24 +136,34 @@ class Database:
         else:
             self.engine = _server_engine(target, config)
         # The in-memory database has one connection; a lock keeps threads from interleaving.
-        self._lock: threading.RLock | None = threading.RLock() if target.memory else None
-        #: The connection of an enclosing transaction scope, if any (per thread / task).
-        self.bound: ContextVar[Connection | None] = ContextVar(
+        self.shared_lock: OwnerLock | None = OwnerLock() if target.memory else None
+        # SQLite has one writer. Writers of this process queue on a lock, which wakes the next
+        # one the moment the last commits; SQLite's own busy handler would sleep and poll.
+        self._writer: threading.Lock | None = (
+            threading.Lock() if target.dialect == "sqlite" and not target.memory else None
+        )
+        #: The transaction of an enclosing ``db.transaction()`` block, if any (per thread / task).
+        self.bound: ContextVar[Transaction | None] = ContextVar(
             f"dataflow_tx_{id(self)}", default=None
         )
 
     @contextmanager
-    def begin(self, write: bool = True) -> Iterator[Connection]:
+    def begin(self, write: bool = True, join: bool = True) -> Iterator[Connection]:
         """A connection inside a transaction that commits when the block ends without error.
 
-        Inside an enclosing transaction scope, the scope's connection is used and the scope
-        decides when to commit.
+        Inside an enclosing transaction (a ``db.transaction()`` block, a workflow's transaction
+        scope, a saga step) its connection is used and the transaction decides when to commit.
+        ``join=False`` always starts a transaction of its own.
         """
-        bound = self.bound.get()
-        if bound is not None:
-            yield bound
+        tx = find_transaction(self) if join else None
+        if tx is not None:
+            with tx.statement() as conn:
+                yield conn
             return
-        with self._lock or nullcontext():
+        if not join:
+            self._refuse_inside_transaction("start a separate transaction")
+        writer = self._writer if write else None
+        with self._held(), writer or nullcontext():
             conn = self.engine.connect()
             try:
                 with conn.begin():
@@ -125,12 +180,25 @@ class Database:
     @contextmanager
     def connect(self) -> Iterator[Connection]:
         """A plain connection for schema work, outside any transaction scope."""
-        with self._lock or nullcontext():
+        self._refuse_inside_transaction("create or change tables")
+        with self._held():
             conn = self.engine.connect()
             try:
                 yield conn
             finally:
                 conn.close()
+
+    def _held(self) -> Any:
+        return self.shared_lock.held() if self.shared_lock is not None else nullcontext()
+
+    def _refuse_inside_transaction(self, action: str) -> None:
+        """SQLite has one writer: a second connection would wait on our own open transaction."""
+        if self.dialect == "sqlite" and find_transaction(self, create=False) is not None:
+            raise TransactionError(
+                f"cannot {action} on the SQLite database {self.target.safe_url} while a "
+                "transaction is open on it: SQLite allows one writer. Define the models (or "
+                "call db.create_tables()) before the transaction begins."
+            )
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -22,8 +22,18 @@ from dataflow.models.spec import ModelSpec
 from dataflow.records import Records
 from dataflow.schema.sync import sync_table
 from dataflow.schema.tables import build_table, link_foreign_key
+from dataflow.transactions import SagaRecovery, Transaction, TwoPhaseRecovery
+from dataflow.transactions.nodes import TransactionScopeNode, manager_node
+from dataflow.transactions.saga import recover_sagas
+from dataflow.transactions.scope import transaction_block
+from dataflow.transactions.twophase import recover_two_phase_commits
 from kailash.nodes.base import Node
 from kailash.nodes.registry import NodeRegistry, default_registry
+from kailash.workflow.builder import WorkflowBuilder
+from kailash.workflow.graph import Workflow
+
+if TYPE_CHECKING:
+    from kailash.servers.gateway.protocol import ModelInfo, Problem
 
 log = logging.getLogger("dataflow")
 _announced_default = False
@@ -61,6 +71,11 @@ class DataFlow:
         self._nodes: dict[str, type[Node]] = {}
         self._pending: set[str] = set()
         self._schema_lock = threading.Lock()
+        self._workflows: dict[str, Workflow] = {}
+        self._sagas_recovered = False
+        self.registry.register(TransactionScopeNode)
+        self._nodes["TransactionScopeNode"] = TransactionScopeNode
+        self.register_node(manager_node(self))
 
     def __repr__(self) -> str:
         return f"<DataFlow {self.target.safe_url} models={list(self._models)}>"
@@ -125,10 +140,42 @@ class DataFlow:
         self._nodes[key] = node_cls
         return key
 
+    # -- serving (kailash.servers.gateway.DataSource) --------------------------------------
+
+    def describe_models(self) -> list[ModelInfo]:
+        """The models as the gateway and Nexus serve them: fields, types, operations."""
+        from dataflow.serving import describe_model
+
+        return [describe_model(spec, self._nodes) for spec in self._models.values()]
+
+    def explain_error(self, error: BaseException) -> Problem | None:
+        """What an error of this instance's nodes means to an API caller."""
+        from dataflow.serving import explain_error
+
+        return explain_error(error)
+
+    @property
+    def tenant_id_header(self) -> str:
+        return self.config.tenant_id_header
+
     # -- schema ---------------------------------------------------------------------------
 
     def create_tables(self) -> list[str]:
-        """Create or extend the tables of every model defined so far; return what was done."""
+        """Create or extend the tables of every model defined so far; return what was done.
+
+        With ``recover_sagas_on_start``, the first call also finishes or compensates the sagas
+        a previous process left in flight (see ``recover_sagas``).
+        """
+        done = self.create_pending_tables()
+        if self.config.recover_sagas_on_start and not self._sagas_recovered:
+            self._sagas_recovered = True
+            report = self.recover_sagas()
+            for saga_id, reason in report.failed.items():
+                log.warning("DataFlow: saga %s is still in flight: %s", saga_id, reason)
+        return done
+
+    def create_pending_tables(self) -> list[str]:
+        """Create or extend the tables of the models defined since the last call."""
         if not self._pending:
             return []
         done: list[str] = []
@@ -155,7 +202,7 @@ class DataFlow:
     def records(self, model: str) -> Records:
         """The statement builder for ``model`` (tables are created on first use)."""
         if self._pending:
-            self.create_tables()
+            self.create_pending_tables()
         found = self._records.get(model)
         if found is None:
             found = self._records[model] = Records(self.get_model(model), self.dialect)
@@ -166,6 +213,51 @@ class DataFlow:
         """A transactional connection whose driver errors surface as DataFlow errors."""
         with wrapped(label), self.database.begin(write) as conn:
             yield conn
+
+    # -- transactions ---------------------------------------------------------------------
+
+    def transaction(
+        self, isolation_level: str | None = None, timeout: float | None = None
+    ) -> AbstractContextManager[Transaction]:
+        """``with db.transaction():`` makes the block's DataFlow work one transaction.
+
+        Every node run inside the block (by either runtime) joins it; it commits when the block
+        ends and rolls back if the block raises. A nested block is a savepoint. ``timeout``
+        (seconds) rolls it back when it runs longer; ``isolation_level`` is one of
+        READ_UNCOMMITTED, READ_COMMITTED, REPEATABLE_READ, SERIALIZABLE.
+        """
+        return transaction_block(self, isolation_level, timeout)
+
+    def register_workflow(self, name: str, workflow: Workflow | WorkflowBuilder) -> None:
+        """Name a workflow so saga and two-phase-commit steps can run it (``"workflow": name``)."""
+        if isinstance(workflow, WorkflowBuilder):
+            workflow = workflow.build(self.registry)
+        if not isinstance(workflow, Workflow) or not isinstance(name, str) or not name:
+            raise ConfigurationError(
+                "register_workflow(name, workflow) takes a non-empty name and a WorkflowBuilder "
+                f"or built Workflow, got {name!r} and {type(workflow).__name__}"
+            )
+        self._workflows[name] = workflow
+
+    @property
+    def workflows(self) -> Mapping[str, Workflow]:
+        return MappingProxyType(self._workflows)
+
+    def recover_sagas(self) -> SagaRecovery:
+        """Finish or compensate every saga a dead process left in flight; safe to run anywhere.
+
+        Sagas a live process is running are left alone (``in_progress``); two recoveries at
+        once never work on the same saga.
+        """
+        return recover_sagas(self)
+
+    def recover_two_phase_commits(self, *participants: DataFlow) -> TwoPhaseRecovery:
+        """Commit or roll back the prepared transactions of two-phase commits a dead process left.
+
+        Call it on the DataFlow whose TransactionManagerNode coordinated them, passing the other
+        participants' DataFlow instances.
+        """
+        return recover_two_phase_commits(self, list(participants))
 
     def close(self) -> None:
         """Close every pooled connection."""

@@ -85,3 +85,25 @@ class IntegrityError(DatabaseError):
 
 class MigrationError(DataFlowError):
     """A model and its existing table differ in a way that needs a migration."""
+
+
+class TransactionError(DataFlowError):
+    """A transaction, saga or two-phase commit could not do what was asked."""
+
+
+class TransactionTimeoutError(TransactionError, TimeoutError):
+    """A transaction outlived its ``timeout`` and was rolled back."""
+
+
+class SagaError(TransactionError):
+    """A saga step failed; ``status`` says whether the completed steps were compensated.
+
+    ``status`` is ``"compensated"`` when every completed step was undone, or ``"compensating"``
+    when a compensation failed too and ``db.recover_sagas()`` will finish the work.
+    """
+
+    def __init__(self, message: str, *, saga_id: str, step: str, status: str) -> None:
+        super().__init__(message)
+        self.saga_id = saga_id
+        self.step = step
+        self.status = status

@@ -1,1 +1,5 @@
-"""Nexus: DataFlow models served over REST, CLI and MCP."""
+"""Nexus: DataFlow models and workflows over REST, CLI and MCP."""
+
+from nexus.app import Nexus
+
+__all__ = ["Nexus"]

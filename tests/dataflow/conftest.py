@@ -28,3 +28,13 @@ def count_rows(db: Any, table: str) -> int:
 @pytest.fixture
 def run():
     return run_node
+
+
+@pytest.fixture(scope="module")
+def crashes():
+    """A child process that runs sagas and two-phase commits and SIGKILLs them on cue."""
+    from tests.dataflow.crash_child import Launcher
+
+    launcher = Launcher()
+    yield launcher
+    launcher.close()

@@ -80,6 +80,18 @@ class ExactDecimal(TypeDecorator[decimal.Decimal]):
         return value
 
 
+class Real(TypeDecorator[float]):
+    """A double everywhere; SQLite's RETURNING hands back integral REALs as ints, so convert."""
+
+    impl = sa.Double
+    cache_ok = True
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        if dialect.name == "sqlite":
+            return lambda value: None if value is None else float(value)
+        return None
+
+
 def _json_type() -> sa.types.TypeEngine[Any]:
     return sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
@@ -224,7 +236,7 @@ class FieldType:
 FIELD_TYPES: dict[type, FieldType] = {
     str: FieldType("str", str, _coerce_str, ExactString),
     int: FieldType("int", int, _coerce_int, _integer_type),
-    float: FieldType("float", float, _coerce_float, sa.Double),
+    float: FieldType("float", float, _coerce_float, Real),
     bool: FieldType("bool", bool, _coerce_bool, sa.Boolean),
     dt.datetime: FieldType("datetime", dt.datetime, parse_datetime, UTCDateTime),
     dt.date: FieldType("date", dt.date, _coerce_date, sa.Date),

@@ -15,13 +15,14 @@ class RunContext:
 
     ``exit_stack`` closes when the run ends and receives the run's exception, if any: a node
     that opens a run-wide resource (a transaction, say) enters it here so that it commits on
-    success and rolls back on failure.
+    success and rolls back on failure. ``parent`` is the run whose node started this one.
     """
 
     run_id: str
     parameters: Mapping[str, Any]
     resources: dict[Any, Any] = field(default_factory=dict)
     exit_stack: ExitStack = field(default_factory=ExitStack)
+    parent: RunContext | None = None
 
 
 _current_run: ContextVar[RunContext | None] = ContextVar("kailash_current_run", default=None)

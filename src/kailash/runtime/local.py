@@ -81,7 +81,7 @@ def _plan(workflow: Workflow, parameters: Mapping[str, Any] | None) -> Plan:
             "call workflow.build() first"
         )
     overrides = _split_parameters(workflow, parameters)
-    ctx = RunContext(uuid.uuid4().hex, parameters or {})
+    ctx = RunContext(uuid.uuid4().hex, parameters or {}, parent=_current_run.get())
     results: Results = {}
     token = _current_run.set(ctx)
     try:

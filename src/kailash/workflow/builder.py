@@ -52,6 +52,15 @@ class WorkflowBuilder:
         self._connections.append(Connection(source, source_output, target, target_input))
         return self
 
+    @property
+    def nodes(self) -> list[tuple[str, str | type[Node], dict[str, Any]]]:
+        """The nodes added so far, as ``(node_id, node_type, params)`` copies, in order."""
+        return [(node_id, node_type, dict(params)) for node_id, node_type, params in self._nodes]
+
+    @property
+    def connections(self) -> list[Connection]:
+        return list(self._connections)
+
     def build(self, registry: NodeRegistry | None = None) -> Workflow:
         """Validate the graph and return an executable ``Workflow``."""
         registry = registry or default_registry

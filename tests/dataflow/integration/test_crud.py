@@ -78,6 +78,13 @@ def test_values_round_trip_with_their_python_types(things):
     assert record["note"] is None
 
 
+def test_integral_floats_come_back_as_floats(things):
+    created = run_node("ThingCreateNode", {"label": "x", "ratio": 2})
+    updated = run_node("ThingUpdateNode", {"id": created["id"], "ratio": 3.0})
+    assert type(created["ratio"]) is float and created["ratio"] == 2.0
+    assert type(updated["ratio"]) is float and updated["ratio"] == 3.0
+
+
 def test_defaults_fill_what_is_not_given(things):
     record = run_node("ThingCreateNode", {"label": "x"})
     assert record["count"] == 0

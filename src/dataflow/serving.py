@@ -1,0 +1,73 @@
+"""DataFlow as a data source of the HTTP gateway (``kailash.servers.gateway.DataSource``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from dataflow.errors import (
+    IntegrityError,
+    InvalidFilterError,
+    NotFoundError,
+    TenantIsolationError,
+    ValidationError,
+    VersionConflictError,
+)
+from dataflow.models.parse import table_name_for
+from dataflow.models.spec import ModelSpec
+from kailash.nodes.base import Node
+from kailash.servers.gateway.protocol import OPERATIONS, FieldInfo, ModelInfo, Problem
+
+#: Gateway operation -> the generated node's suffix (``create`` -> ``UserCreateNode``).
+_SUFFIX = {op: "".join(part.title() for part in op.split("_")) for op in OPERATIONS}
+
+
+def describe_model(spec: ModelSpec, nodes: Mapping[str, type[Node]]) -> ModelInfo:
+    fields = tuple(
+        FieldInfo(
+            name,
+            field.type.python,
+            nullable=field.nullable,
+            default=field.default,
+            primary_key=field.primary_key,
+            read_only=field.managed,
+            generated=field.autoincrement,
+        )
+        for name, field in spec.fields.items()
+    )
+    operations = {
+        op: f"{spec.name}{suffix}Node"
+        for op, suffix in _SUFFIX.items()
+        if f"{spec.name}{suffix}Node" in nodes
+    }
+    return ModelInfo(
+        name=spec.name,
+        plural=table_name_for(spec.name),
+        fields=fields,
+        primary_key=spec.primary_key,
+        operations=operations,
+        tenant_scoped=bool(spec.options.get("multi_tenant")),
+        description=(spec.cls.__doc__ or "").strip(),
+    )
+
+
+def explain_error(error: BaseException) -> Problem | None:
+    """The caller's reading of a DataFlow error; None for errors that are the server's."""
+    if isinstance(error, InvalidFilterError):
+        return Problem("invalid", str(error), error.path or error.param)
+    if isinstance(error, ValidationError):
+        where = error.param or error.field
+        if where is not None and error.row is not None:
+            where = f"{where}.{error.row}"
+        return Problem("invalid", str(error), where)
+    if isinstance(error, NotFoundError):
+        return Problem("not_found", str(error))
+    if isinstance(error, VersionConflictError):
+        details: dict[str, Any] = {"current_version": error.current_version}
+        return Problem("conflict", str(error), "version", details)
+    if isinstance(error, IntegrityError):
+        # Its message names the constraint, never the row's values (dataflow.dberrors).
+        return Problem("conflict", str(error))
+    if isinstance(error, TenantIsolationError):
+        return Problem("forbidden", str(error))
+    return None

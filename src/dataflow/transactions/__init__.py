@@ -1,0 +1,16 @@
+"""Transactions: ACID scopes, sagas with compensation, and two-phase commit, with recovery."""
+
+from dataflow.transactions.nodes import TransactionManagerNode, TransactionScopeNode
+from dataflow.transactions.saga import SagaRecovery
+from dataflow.transactions.scope import TransactionScope
+from dataflow.transactions.transaction import Transaction
+from dataflow.transactions.twophase import TwoPhaseRecovery
+
+__all__ = [
+    "SagaRecovery",
+    "Transaction",
+    "TransactionManagerNode",
+    "TransactionScope",
+    "TransactionScopeNode",
+    "TwoPhaseRecovery",
+]

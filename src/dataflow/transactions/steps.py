@@ -1,0 +1,260 @@
+"""The steps of a saga or two-phase commit: what each one runs, with what, and how it is retried."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from dataflow.errors import TransactionError
+from dataflow.models.types import Refused
+from dataflow.nodes.base import check_count
+from kailash.errors import KailashError, NodeExecutionError, WorkflowValidationError
+from kailash.nodes.base import Node
+from kailash.runtime.local import LocalRuntime
+from kailash.workflow.builder import WorkflowBuilder
+from kailash.workflow.graph import Connection, Workflow
+
+if TYPE_CHECKING:
+    from dataflow.engine import DataFlow
+
+log = logging.getLogger("dataflow.transactions")
+
+STEP_KEYS = ("name", "node", "workflow", "params", "connections", "compensation", "retry_attempts")
+#: The source name under which steps' connections reach the manager node's ``data``.
+DATA = "data"
+#: What a compensation node receives: the step's inputs and its output (None if unknown).
+COMPENSATION_PARAMS = ("step_input", "step_output")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One step: a node type or a registered workflow, its params and where its inputs come from."""
+
+    name: str
+    node: str | None = None
+    workflow: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    #: Parameter -> ``"source.dotted.path"``; the source is an earlier step's name or ``data``.
+    connections: dict[str, str] = field(default_factory=dict)
+    #: The node type that undoes the step; None when the step changes nothing to undo.
+    compensation: str | None = None
+    #: Whether the step named its compensation at all (None included): sagas insist on it.
+    has_compensation: bool = False
+    retry_attempts: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Step:
+        return cls(**data)
+
+    def inputs(self, outputs: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
+        """The step's params with its connections filled from earlier outputs and ``data``."""
+        inputs = dict(self.params)
+        for param, source in self.connections.items():
+            origin, _, path = source.partition(".")
+            given = data if origin == DATA else outputs[origin]
+            conn = Connection(origin, path or "result", self.name, param)
+            inputs[param] = conn.pick(given)
+        return inputs
+
+    def run(self, db: DataFlow, inputs: dict[str, Any]) -> dict[str, Any]:
+        """Run the node (or workflow) once; a workflow's output is its results by node id."""
+        if self.workflow is not None:
+            results, _ = LocalRuntime().execute(db.workflows[self.workflow], inputs)
+            return results
+        assert self.node is not None
+        return run_node(db.registry.get(self.node), self.name, inputs)
+
+    def node_classes(self, db: DataFlow) -> list[type[Node]]:
+        """The node classes the step runs."""
+        if self.workflow is not None:
+            return [type(s.node) for s in db.workflows[self.workflow].steps]
+        assert self.node is not None
+        return [db.registry.get(self.node)]
+
+
+def run_node(cls: type[Node], node_id: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Run one node as a workflow of its own, so it is checked like any node of a workflow."""
+    builder = WorkflowBuilder()
+    builder.add_node(cls, node_id, inputs)
+    results, _ = LocalRuntime().execute(builder.build())
+    return results[node_id]
+
+
+def cause(exc: BaseException) -> BaseException:
+    """The node's own error inside a workflow's NodeExecutionError."""
+    return exc.cause if isinstance(exc, NodeExecutionError) else exc
+
+
+def with_retries(
+    work: Callable[[int], T],
+    *,
+    retries: int,
+    backoff: float,
+    deadline: float | None,
+    what: str,
+) -> T:
+    """Call ``work(attempt)`` until it succeeds, ``retries`` more times at most, backing off.
+
+    The wait doubles each time (``backoff``, 2 x ``backoff``, ...) and never passes the
+    deadline. Refused input and transaction errors (a timeout, a value the log cannot keep) are
+    not retried: they would fail the same way.
+    """
+    attempt = 0
+    while True:
+        try:
+            return work(attempt)
+        except Exception as exc:
+            error = cause(exc)
+            if attempt >= retries or isinstance(error, WorkflowValidationError | TransactionError):
+                raise
+            delay = backoff * 2**attempt
+            if deadline is not None:
+                delay = min(delay, deadline - time.monotonic())
+                if delay <= 0:
+                    raise
+            log.info(
+                "%s failed (%s: %s); retrying in %.2f s", what, type(error).__name__, error, delay
+            )
+            time.sleep(delay)
+            attempt += 1
+
+
+# -- checking steps -------------------------------------------------------------------------
+
+
+def parse_steps(db: DataFlow, value: Any) -> list[Step]:
+    """Check a ``steps`` list against the registered node types and workflows."""
+    if not isinstance(value, list | tuple) or not value:
+        raise Refused(f"a non-empty list of step dicts, got {_kind(value)}")
+    steps: list[Step] = []
+    for i, item in enumerate(value):
+        try:
+            steps.append(_parse_step(db, item, [s.name for s in steps]))
+        except Refused as exc:
+            raise Refused(f"valid steps; step {i}: {exc}") from None
+    return steps
+
+
+def _parse_step(db: DataFlow, item: Any, earlier: list[str]) -> Step:
+    if not isinstance(item, Mapping):
+        raise Refused(
+            f"a dict like {{'node': 'UserCreateNode', 'compensation': ...}}, got {_kind(item)}"
+        )
+    unknown = [k for k in item if k not in STEP_KEYS]
+    if unknown:
+        raise Refused(
+            f"unknown key(s) {', '.join(map(str, unknown))}; a step takes {', '.join(STEP_KEYS)}"
+        )
+    if ("node" in item) == ("workflow" in item):
+        raise Refused("exactly one of 'node' (a node type) or 'workflow' (a registered workflow)")
+    target = item.get("node") or item.get("workflow")
+    name = item.get("name", target)
+    if not isinstance(name, str) or not name or "." in name:
+        raise Refused(f"'name' must be a non-empty string without dots, got {name!r}")
+    if name == DATA or name in earlier:
+        taken = (
+            "is reserved for the manager's data" if name == DATA else "is taken by an earlier step"
+        )
+        raise Refused(f"the name '{name}' {taken}; give the step another 'name'")
+    params = item.get("params", {})
+    connections = item.get("connections", {})
+    if not isinstance(params, Mapping):
+        raise Refused(f"'params' must be a dict, got {_kind(params)}")
+    if not isinstance(connections, Mapping) or not all(
+        isinstance(v, str) and v for v in connections.values()
+    ):
+        raise Refused("'connections' must map parameter names to 'step_name.output.path' strings")
+    for param, source in connections.items():
+        origin = source.split(".", 1)[0]
+        if origin != DATA and origin not in earlier:
+            known = ", ".join([*earlier, DATA])
+            raise Refused(
+                f"connection '{param}' comes from '{origin}', not an earlier step ({known})"
+            )
+        if param in params:
+            raise Refused(f"'{param}' is set in 'params' and also connected; keep one")
+    if "node" in item:
+        _check_node_step(db, name, target, params, connections)
+    else:
+        _check_workflow_step(db, name, target, params, connections)
+    compensation = item.get("compensation")
+    if compensation is not None:
+        _check_compensation(db, compensation)
+    retry_attempts = item.get("retry_attempts")
+    if retry_attempts is not None:
+        try:
+            retry_attempts = check_count(retry_attempts)
+        except Refused as exc:
+            raise Refused(f"'retry_attempts' expects {exc}") from None
+    return Step(
+        name=name,
+        node=item.get("node"),
+        workflow=item.get("workflow"),
+        params=dict(params),
+        connections=dict(connections),
+        compensation=compensation,
+        has_compensation="compensation" in item,
+        retry_attempts=retry_attempts,
+    )
+
+
+def node_type(db: DataFlow, name: Any, what: str) -> type[Node]:
+    if not isinstance(name, str):
+        raise Refused(f"{what} names a registered node type, got {_kind(name)}")
+    try:
+        return db.registry.get(name)
+    except WorkflowValidationError as exc:
+        raise Refused(f"{what} names a registered node type: {exc}") from None
+
+
+def _check_node_step(
+    db: DataFlow, name: str, node: Any, params: Mapping, connections: Mapping
+) -> None:
+    cls = node_type(db, node, "'node'")
+    try:
+        cls.validate_config(name, params, frozenset(connections))
+    except KailashError as exc:
+        raise Refused(str(exc)) from None
+    for param in connections:
+        if not cls.accepts(param):
+            raise Refused(f"connection target '{param}' is not a parameter of {node}")
+
+
+def _check_workflow_step(
+    db: DataFlow, name: str, workflow: Any, params: Mapping, connections: Mapping
+) -> None:
+    if not isinstance(workflow, str) or workflow not in db.workflows:
+        known = ", ".join(db.workflows) or "none yet"
+        raise Refused(
+            f"'workflow' names a workflow registered with db.register_workflow(name, workflow); "
+            f"{workflow!r} is not one (registered: {known})"
+        )
+    built: Workflow = db.workflows[workflow]
+    for key in [*params, *connections]:
+        if key not in built.nodes and not any(type(n).accepts(key) for n in built.nodes.values()):
+            raise Refused(
+                f"'{key}' is neither a node id of workflow '{workflow}' "
+                f"({', '.join(built.nodes)}) nor a parameter any of its nodes takes"
+            )
+
+
+def _check_compensation(db: DataFlow, compensation: Any) -> None:
+    cls = node_type(db, compensation, "'compensation'")
+    missing = [p for p in COMPENSATION_PARAMS if not cls.accepts(p)]
+    if missing:
+        raise Refused(
+            f"compensation {compensation} receives the step's input and output as parameters "
+            f"{' and '.join(COMPENSATION_PARAMS)}; it does not declare {', '.join(missing)}"
+        )
+
+
+def _kind(value: Any) -> str:
+    return type(value).__name__

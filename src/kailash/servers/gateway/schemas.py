@@ -1,0 +1,253 @@
+"""Pydantic models generated per data source model: request bodies, records, pages, results.
+
+They validate requests on every channel (REST through FastAPI, MCP and the CLI through
+``validate``) and describe them in ``/openapi.json`` and the MCP tool schemas. Request bodies
+are strict, as the nodes behind them are: ``"100"`` is no float. Datetimes, dates and decimals
+also take their ISO-8601 / decimal string forms, which is how JSON carries them.
+
+mypy cannot follow types built at run time, hence the disabled error codes.
+"""
+# mypy: disable-error-code="call-overload, valid-type, misc, name-defined"
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, Strict, create_model
+from pydantic import ValidationError as PydanticValidationError
+
+from kailash.nodes.base import MISSING, Node
+from kailash.servers.gateway.errors import GatewayError
+from kailash.servers.gateway.protocol import FieldInfo, ModelInfo
+
+STRICT = ConfigDict(strict=True, extra="forbid")
+LAX = ConfigDict(extra="forbid")
+_TEXT_FORMS = (dt.datetime, dt.date, decimal.Decimal)
+_PLAIN = (str, int, float, bool, *_TEXT_FORMS)
+#: Parameters the caller never sends: ``input`` only orders nodes, the tenant comes from auth.
+HIDDEN = frozenset({"input", "tenant_id"})
+
+
+def annotation(kind: Any, nullable: bool = False) -> Any:
+    """The pydantic annotation of a field or parameter of Python type ``kind``."""
+    base: Any
+    if kind is dict:
+        base = dict[str, Any]
+    elif kind is list:
+        base = list[Any]
+    elif kind in _TEXT_FORMS:
+        base = Annotated[kind, Strict(False)]
+    elif kind in _PLAIN:
+        base = kind
+    else:
+        base = Any
+    return Optional[base] if nullable else base
+
+
+def _names(model: ModelInfo) -> Any:
+    return list[Literal[tuple(f.name for f in model.fields)]]
+
+
+def _contract(model: ModelInfo, rows: type[BaseModel]) -> dict[str, Any]:
+    """Types of the operation parameters that are not fields (protocol module docstring)."""
+    names = _names(model)
+    return {
+        "filter": Optional[dict[str, Any]],
+        "sort": Any,
+        "limit": Optional[Annotated[int, Field(ge=0)]],
+        "offset": Annotated[int, Field(ge=0)],
+        "fields": names,
+        "count_total": bool,
+        "include_deleted": bool,
+        "raise_on_not_found": bool,
+        "read_preference": str,
+        "batch_size": Annotated[int, Field(gt=0)],
+        "return_ids": bool,
+        "conflict_resolution": str,
+        "conflict_on": names,
+        "update_fields": names,
+        "confirm_all": bool,
+        "confirmation_required": bool,
+        "soft_delete": bool,
+        "group_by": names,
+        "aggregate": dict[str, Any],
+        "having": dict[str, Any],
+        "update": dict[str, Any],
+        "data": list[rows],
+        "version": int,
+    }
+
+
+def _field(info: FieldInfo, optional: bool = False) -> tuple[Any, Any]:
+    kind = annotation(info.type, info.nullable)
+    if optional:
+        return kind, None
+    if info.has_default:
+        return kind, Field(default=info.default)
+    if info.required:
+        return kind, ...
+    return kind, None
+
+
+class ModelSchemas:
+    """The generated pydantic models of one data source model."""
+
+    def __init__(self, model: ModelInfo, nodes: Mapping[str, type[Node]]) -> None:
+        self.model = model
+        name = model.name
+        pk = model.pk
+        self.pk_type: Any = annotation(pk.type)
+        writable = [f for f in model.writable if not f.primary_key or not f.generated]
+        self.record = create_model(
+            name,
+            __doc__=f"A {name} record.",
+            **{f.name: (annotation(f.type, f.nullable), ...) for f in model.fields},
+        )
+        #: A record of a page, which ``fields`` may project to some of its fields.
+        self.row = create_model(
+            f"{name}Row",
+            __doc__=f"A {name} record, or the fields of it a list asked for.",
+            **{f.name: (annotation(f.type, f.nullable), None) for f in model.fields},
+        )
+        self.create = create_model(
+            f"{name}Create",
+            __config__=STRICT,
+            __doc__=f"The fields of a new {name}.",
+            **{f.name: _field(f) for f in writable},
+        )
+        changeable = [f for f in model.writable if not f.primary_key]
+        self.replace = create_model(
+            f"{name}Replace",
+            __config__=STRICT,
+            __doc__=f"Every field of a {name}; left-out fields take their defaults.",
+            **{f.name: _field(f) for f in changeable},
+        )
+        self.patch = create_model(
+            f"{name}Patch",
+            __config__=STRICT,
+            __doc__=f"The fields of a {name} to change.",
+            **{f.name: _field(f, optional=True) for f in changeable},
+        )
+        upsert_rows = create_model(
+            f"{name}UpsertRow",
+            __config__=STRICT,
+            **{f.name: _field(f) for f in model.writable},
+        )
+        self.page = create_model(
+            f"{name}Page",
+            records=(list[self.row], ...),
+            count=(int, ...),
+            total=(Optional[int], None),
+            limit=(Optional[int], None),
+            offset=(int, 0),
+        )
+        self.deleted = create_model(
+            f"{name}Deleted", id=(self.pk_type, ...), deleted=(bool, ...), soft=(bool, ...)
+        )
+        #: Operation -> its arguments (the node's parameters, typed).
+        self.args: dict[str, type[BaseModel]] = {}
+        for op, node_type in model.operations.items():
+            node = nodes.get(node_type)
+            if node is None:
+                continue
+            rows = upsert_rows if op == "bulk_upsert" else self.create
+            self.args[op] = self._arguments(op, node, rows)
+
+    def _arguments(self, op: str, node: type[Node], rows: type[BaseModel]) -> type[BaseModel]:
+        if op == "create":
+            return self.create
+        fields = {f.name: f for f in self.model.fields}
+        contract = _contract(self.model, rows)
+        spec: dict[str, Any] = {}
+        for name, param in node.parameters.items():
+            if name in HIDDEN:
+                continue
+            if name == self.model.primary_key and op in ("read", "update", "delete"):
+                spec[name] = (self.pk_type, ...)
+            elif name in fields and op in ("update", "upsert"):
+                spec[name] = _field(fields[name], optional=True)
+            elif name in contract:
+                spec[name] = (contract[name], ... if param.required else None)
+            else:
+                spec[name] = (annotation(param.type), ... if param.required else None)
+        title = "".join(part.title() for part in op.split("_"))
+        return create_model(f"{self.model.name}{title}Args", __config__=STRICT, **spec)
+
+
+def node_arguments(name: str, node: type[Node]) -> type[BaseModel]:
+    """The request body of a node that belongs to no model: its declared parameters."""
+    spec = {
+        p: (annotation(param.type), ... if param.required else None)
+        for p, param in node.parameters.items()
+        if p not in HIDDEN
+    }
+    return create_model(f"{name}Args", __config__=STRICT, **spec)
+
+
+def workflow_inputs(name: str, inputs: Mapping[str, Any] | None) -> type[BaseModel]:
+    """A registered workflow's inputs; values are converted to each input's type."""
+    safe = "".join(part.title() for part in name.replace("-", "_").split("_"))
+    if inputs is None:
+        return create_model(
+            f"{safe}Parameters",
+            __config__=ConfigDict(extra="allow"),
+            __doc__="Run parameters: per-node dicts by node id, or values for every node.",
+        )
+    spec = {n: (annotation(kind), ...) for n, kind in inputs.items()}
+    return create_model(f"{safe}Inputs", __config__=LAX, **spec)
+
+
+def split_names(text: str) -> list[str]:
+    """``"name, -price"`` -> ``["name", "-price"]`` (query strings and CLI options)."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def validate(schema: type[BaseModel], raw: Any) -> dict[str, Any]:
+    """Check ``raw`` against ``schema``; the values given, converted, or a 422 naming the field."""
+    if not isinstance(raw, Mapping):
+        raise GatewayError(
+            422, "validation_error", f"expected a JSON object, got {type(raw).__name__}"
+        )
+    try:
+        checked = schema.model_validate(dict(raw))
+    except PydanticValidationError as exc:
+        raise validation_error(exc.errors()) from None
+    values = checked.model_dump(exclude_unset=True)
+    if checked.model_extra:
+        values.update(checked.model_extra)
+    return values
+
+
+def validation_error(errors: Any, skip: tuple[str, ...] = ()) -> GatewayError:
+    """A 422 from pydantic's error list; ``skip`` names location prefixes to drop (``body``)."""
+    details = []
+    for error in errors:
+        loc = [str(p) for p in error.get("loc", ())]
+        if loc and loc[0] in skip:
+            loc = loc[1:]
+        details.append({"field": ".".join(loc), "message": error.get("msg", "")})
+    first = details[0] if details else {"field": "", "message": "invalid request"}
+    where = f"'{first['field']}': " if first["field"] else ""
+    return GatewayError(
+        422,
+        "validation_error",
+        f"{where}{first['message']}",
+        field=first["field"] or None,
+        details=details if len(details) > 1 else None,
+    )
+
+
+def defaults_for(model: ModelInfo) -> dict[str, Any]:
+    """What a full replacement (PUT) stores for each changeable field it leaves out."""
+    out: dict[str, Any] = {}
+    for f in model.writable:
+        if f.primary_key:
+            continue
+        if f.default is not MISSING:
+            out[f.name] = f.default
+        elif f.nullable:
+            out[f.name] = None
+    return out

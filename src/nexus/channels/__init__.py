@@ -1,0 +1,1 @@
+"""The channels Nexus serves: REST, MCP and the CLI, one module each."""
