@@ -30,17 +30,8 @@ Clause = sa.ColumnElement[bool]
 _LOGICAL = ("$and", "$or", "$nor", "$not")
 
 
-class _Part:
-    """One compiled condition; ``sql(scope)`` is its clause."""
-
-    __slots__ = ()
-
-    def sql(self, scope: Scope) -> Clause:
-        raise NotImplementedError
-
-
 @dataclass(frozen=True, slots=True)
-class _Fixed(_Part):
+class _Fixed:
     """A condition whose clause is the same for every scope."""
 
     clause: Clause
@@ -50,7 +41,9 @@ class _Fixed(_Part):
 
 
 @dataclass(frozen=True, slots=True)
-class _Join(_Part):
+class _Join:
+    """Conditions that must all hold (or one of which must), some following a relation."""
+
     conjunction: bool
     parts: tuple[_Part, ...]
 
@@ -60,7 +53,7 @@ class _Join(_Part):
 
 
 @dataclass(frozen=True, slots=True)
-class _Through(_Part):
+class _Through:
     """A relation: some related row, visible in the scope, matches ``inner`` (or none does)."""
 
     hop: Hop
@@ -73,10 +66,14 @@ class _Through(_Part):
         return ~found if self.negate else found
 
 
+#: One compiled condition; ``sql(scope)`` is its clause.
+_Part = _Fixed | _Join | _Through
+
+
 def _combine(parts: list[_Part], conjunction: bool) -> _Part:
-    if all(isinstance(p, _Fixed) for p in parts):
+    clauses = [p.clause for p in parts if isinstance(p, _Fixed)]
+    if len(clauses) == len(parts):
         join = sa.and_ if conjunction else sa.or_
-        clauses = [p.clause for p in parts]  # type: ignore[attr-defined]
         if not clauses:
             return _Fixed(sa.true() if conjunction else sa.false())
         return _Fixed(join(*clauses) if len(clauses) > 1 else clauses[0])

@@ -32,7 +32,7 @@ class Namespace:
 
     def __init__(self, dialect: str, owner: str, operands: Mapping[str, Operand]) -> None:
         self.dialect = dialect
-        #: Names the thing filtered, in messages: a model name or "the aggregate".
+        #: Names the thing filtered, in messages: a model name or "This aggregate".
         self.owner = owner
         self.operands = operands
 
