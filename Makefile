@@ -34,6 +34,7 @@ bench: setup
 	$(BIN)/python bench/crud.py
 	$(BIN)/python bench/bulk.py
 	$(BIN)/python bench/transactions.py
+	$(BIN)/python bench/query.py
 
 bench-http: setup
 	$(BIN)/python bench/http_load.py

@@ -17,6 +17,7 @@ from sqlalchemy.pool import StaticPool
 
 from dataflow.config import DatabaseTarget, DataFlowConfig
 from dataflow.errors import TransactionError
+from dataflow.query import sqlite_functions
 from dataflow.transactions.scope import find_transaction
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ def _sqlite_engine(target: DatabaseTarget, config: DataFlowConfig) -> Engine:
         # Database.begin() issues BEGIN itself; the driver's implicit BEGIN would start
         # transactions late (at the first write) and not at all for reads.
         dbapi_conn.isolation_level = None
+        sqlite_functions.register(dbapi_conn)
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         # Bulk writes stage each batch in a temporary table; keep those off the disk.

@@ -17,10 +17,11 @@ from dataflow.database import Database
 from dataflow.dberrors import wrapped
 from dataflow.errors import ConfigurationError, ModelDefinitionError
 from dataflow.models.parse import parse_model
+from dataflow.models.relations import Relation, resolve_relations
 from dataflow.models.spec import ModelSpec
 from dataflow.records import Records
 from dataflow.schema.sync import sync_table
-from dataflow.schema.tables import build_table
+from dataflow.schema.tables import build_table, link_foreign_key
 from dataflow.transactions import SagaRecovery, Transaction, TwoPhaseRecovery
 from dataflow.transactions.nodes import TransactionScopeNode, manager_node
 from dataflow.transactions.saga import recover_sagas
@@ -92,8 +93,13 @@ class DataFlow:
                     f"{spec.name}: table '{spec.table_name}' already belongs to model "
                     f"{other.name}; set __tablename__ to another name"
                 )
+        models = {**self._models, spec.name: spec}
+        links = [(m, r) for m in models.values() for r in resolve_relations(m, models).values()]
         build_table(spec, self.metadata)
         self._models[spec.name] = spec
+        for owner, relation in links:
+            if link_foreign_key(owner, relation.field, models[relation.model]):
+                self._pending.add(owner.name)
         self._records.pop(spec.name, None)
         for node_cls in generate_nodes(self, spec):
             self.registry.register(node_cls, replace=True)
@@ -114,6 +120,10 @@ class DataFlow:
             raise ModelDefinitionError(
                 f"no model '{name}' on this DataFlow; models: {known}"
             ) from None
+
+    def relations(self, model: str) -> dict[str, Relation]:
+        """The relations of ``model`` whose target models are defined, by name."""
+        return resolve_relations(self.get_model(model), self._models)
 
     @property
     def nodes(self) -> Mapping[str, type[Node]]:

@@ -7,7 +7,8 @@ updates and deletes carry their WHERE clauses, inserts and updates their stamps.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from itertools import repeat
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
@@ -17,9 +18,11 @@ from dataflow.features.base import Feature, Scope
 from dataflow.models.spec import ModelSpec
 from dataflow.models.types import utcnow
 
-_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert, "mysql": mysql.insert}
+if TYPE_CHECKING:
+    from dataflow.query.aggregate import Aggregation
+    from dataflow.query.filters import Filter
 
-Clauses = Sequence[sa.ColumnElement[bool]]
+_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert, "mysql": mysql.insert}
 
 
 class Records:
@@ -39,6 +42,7 @@ class Records:
         self._insert_returning = self._insert.returning(*self.columns)
         self._delete = table.delete().where(self._by_pk)
         self._updates: dict[tuple[tuple[str, ...], bool], Any] = {}
+        self._selects: dict[tuple[Any, ...], tuple[sa.Select[Any], Any, Any]] = {}
         self._defaults = [(n, f) for n, f in spec.fields.items() if f.has_default]
         # Features with row-by-row hooks; the others only set columns shared by a whole batch.
         self._row_inserts = [f for f in self.features if _overrides(f, "on_insert")]
@@ -46,11 +50,19 @@ class Records:
 
     # -- the pipeline ---------------------------------------------------------------------
 
-    def where(self, scope: Scope) -> list[sa.ColumnElement[bool]]:
-        """The clauses the features add to every read, count, update and delete."""
+    def where(
+        self, scope: Scope, filter: Filter | None = None, table: sa.FromClause | None = None
+    ) -> list[sa.ColumnElement[bool]]:
+        """The clauses the features add to every read, count, update and delete, then the filter's.
+
+        ``table`` is an alias of the model's table when the model is reached through a relation.
+        """
+        target = self.table if table is None else table
         clauses: list[sa.ColumnElement[bool]] = []
         for feature in self.features:
-            clauses.extend(feature.where(self.table, scope))
+            clauses.extend(feature.where(target, scope))
+        if filter:
+            clauses.extend(filter.clauses(scope))
         return clauses
 
     def stamp_insert(self, values: dict[str, Any], scope: Scope) -> dict[str, Any]:
@@ -156,28 +168,62 @@ class Records:
         self,
         conn: Connection,
         scope: Scope,
-        where: Clauses = (),
+        filter: Filter | None = None,
         order: Sequence[sa.ColumnElement[Any]] = (),
         limit: int | None = None,
         offset: int = 0,
         fields: Sequence[str] | None = None,
+        after: sa.ColumnElement[bool] | None = None,
     ) -> list[dict[str, Any]]:
+        """Matching rows in ``order`` (by primary key without one), from ``after`` on."""
+        # A statement that does not depend on the scope is built once: building it costs
+        # about a third of a short list on SQLite. ``filter`` and ``order`` are the checked
+        # (and memoized) parameters, the same objects each run.
+        key = None
+        if after is None and (filter is None or filter.fixed):
+            key = (id(filter), id(order), limit, offset, tuple(fields) if fields else None)
+        found = self._selects.get(key) if key else None
+        if found is not None:
+            stmt = found[0]
+        else:
+            stmt = self._select(filter, order, limit, offset, fields, after, scope)
+            if key:
+                if len(self._selects) >= 256:
+                    self._selects.clear()
+                self._selects[key] = (stmt, filter, order)  # they stay alive: ids stay theirs
+        features = self.where(scope)
+        result = conn.execute(stmt.where(*features) if features else stmt)
+        # map() keeps the per-row work in C: a third faster than a comprehension here.
+        return list(map(dict, map(zip, repeat(tuple(result.keys())), result.all())))
+
+    def _select(
+        self,
+        filter: Filter | None,
+        order: Sequence[sa.ColumnElement[Any]],
+        limit: int | None,
+        offset: int,
+        fields: Sequence[str] | None,
+        after: sa.ColumnElement[bool] | None,
+        scope: Scope,
+    ) -> sa.Select[Any]:
         columns = [self.table.c[f] for f in fields] if fields else self.columns
-        stmt = sa.select(*columns).where(*where, *self.where(scope))
-        if order:
-            stmt = stmt.order_by(*order)
-        if not any(self._is_pk(o) for o in order):
-            stmt = stmt.order_by(self.pk)  # a stable order, so paging never repeats a row
+        stmt = sa.select(*columns).where(*(filter.clauses(scope) if filter else ()))
+        if after is not None:
+            stmt = stmt.where(after)
+        stmt = stmt.order_by(*(order or (self.pk,)))
         if limit is not None:
             stmt = stmt.limit(limit)
-        if offset:
-            stmt = stmt.offset(offset)
-        return [dict(r) for r in conn.execute(stmt).mappings()]
+        return stmt.offset(offset) if offset else stmt
 
-    def count(self, conn: Connection, scope: Scope, where: Clauses = ()) -> int:
+    def count(self, conn: Connection, scope: Scope, filter: Filter | None = None) -> int:
         stmt = sa.select(sa.func.count()).select_from(self.table)
-        stmt = stmt.where(*where, *self.where(scope))
+        stmt = stmt.where(*self.where(scope, filter))
         return int(conn.execute(stmt).scalar_one())
+
+    def aggregate(
+        self, conn: Connection, scope: Scope, filter: Filter | None, plan: Aggregation
+    ) -> list[dict[str, Any]]:
+        return plan.run(conn, self.table, self.where(scope, filter), scope)
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -191,10 +237,6 @@ class Records:
                 stmt = stmt.returning(*self.columns)
             self._updates[key] = stmt
         return stmt
-
-    def _is_pk(self, order: sa.ColumnElement[Any]) -> bool:
-        element = getattr(order, "element", order)
-        return element is self.pk
 
     def _fetch(self, conn: Connection, pk: Any, scope: Scope) -> dict[str, Any]:
         found = self.get(conn, pk, scope)

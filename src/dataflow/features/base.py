@@ -38,8 +38,11 @@ class Feature:
         """Columns the feature adds to the model (marked ``managed``)."""
         return []
 
-    def where(self, table: sa.Table, scope: Scope) -> list[sa.ColumnElement[bool]]:
-        """Clauses every read, count, update and delete of the model must also satisfy."""
+    def where(self, table: sa.FromClause, scope: Scope) -> list[sa.ColumnElement[bool]]:
+        """Clauses every read, count, update and delete of the model must also satisfy.
+
+        ``table`` is the model's table, or an alias of it inside a relation filter.
+        """
         return []
 
     def insert_values(self, scope: Scope, now: dt.datetime) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 
 from dataflow.errors import ModelDefinitionError
 from dataflow.features import Feature, Timestamps
+from dataflow.models.relations import declared_relations
 from dataflow.models.spec import FieldSpec, IndexSpec, ModelSpec
 from dataflow.models.types import FIELD_TYPES, FieldType
 from kailash.nodes.base import MISSING
@@ -180,5 +181,12 @@ def parse_model(cls: type) -> ModelSpec:
     options = _options(cls)
     indexes = _indexes(cls, fields, table_name)
     return ModelSpec(
-        model, cls, table_name, fields, indexes=indexes, options=options, features=features
+        model,
+        cls,
+        table_name,
+        fields,
+        indexes=indexes,
+        options=options,
+        features=features,
+        relations=declared_relations(cls, fields),
     )

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 
     from dataflow.features.base import Feature
+    from dataflow.models.relations import Relation
 
 
 @dataclass(slots=True)
@@ -66,6 +67,8 @@ class ModelSpec:
     options: dict[str, Any] = field(default_factory=dict)
     #: The statement pipeline: each option's hooks, in order.
     features: list[Feature] = field(default_factory=list)
+    #: ``__relations__``: declared relations, and names switched off (None).
+    relations: dict[str, Relation | None] = field(default_factory=dict)
     table: sa.Table | None = None
 
     @property

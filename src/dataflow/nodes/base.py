@@ -36,6 +36,17 @@ class DataFlowNode(Node):
         return ValidationError(f"{cls.label(node_id)}: {message}", node=node_id, **where)
 
     @classmethod
+    def refuse_filter(cls, node_id: str, param: str, exc: InvalidFilterError) -> InvalidFilterError:
+        """``exc`` (which names a path inside ``param``) with the node named too."""
+        return InvalidFilterError(
+            f"{cls.label(node_id)}: {exc}",
+            path=exc.path,
+            node=node_id,
+            param=param,
+            field=exc.field,
+        )
+
+    @classmethod
     def unknown_parameter(cls, node_id: str, name: str) -> ValidationError:
         candidates = list(cls.checks)
         hint = difflib.get_close_matches(name, candidates, n=1)
@@ -67,13 +78,7 @@ class DataFlowNode(Node):
             except Refused as exc:
                 raise cls.refuse(node_id, f"parameter '{name}' expects {exc}", param=name) from None
             except InvalidFilterError as exc:
-                raise InvalidFilterError(
-                    f"{cls.label(node_id)}: {exc}",
-                    path=exc.path,
-                    node=node_id,
-                    param=name,
-                    field=exc.field,
-                ) from None
+                raise cls.refuse_filter(node_id, name, exc) from None
         if not partial:
             for name in cls.required_params:
                 if name not in out:

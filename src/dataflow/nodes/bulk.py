@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -30,10 +30,14 @@ from dataflow.nodes.base import (
 from dataflow.nodes.crud import ModelNode
 from kailash.nodes.base import find_template
 
+if TYPE_CHECKING:
+    from dataflow.features.base import Scope
+    from dataflow.query.filters import Filter
 
-def _where(checked_filter: Any) -> list[sa.ColumnElement[bool]]:
-    """The WHERE clauses of a ``filter`` the filter checker accepted."""
-    return list(checked_filter or [])
+
+def _where(checked: Filter | None, scope: Scope) -> list[sa.ColumnElement[bool]]:
+    """The WHERE clauses of a ``filter`` the filter checker accepted, for this operation."""
+    return checked.clauses(scope) if checked else []
 
 
 class RowsParam:
@@ -194,7 +198,7 @@ class BulkUpsertNode(BulkNode):
 class BulkUpdateNode(BulkNode):
     def run(
         self,
-        filter: Any = None,
+        filter: Filter | None = None,
         update: dict[str, Change] | None = None,
         data: Iterable[Any] | None = None,
         limit: int | None = None,
@@ -222,29 +226,30 @@ class BulkUpdateNode(BulkNode):
                 param=name,
             )
         records = self.records()
+        scope = self.scope()
         with self.dataflow.connection(self.label(self.node_id)) as conn:
-            updated = update_where(conn, records, self.scope(), _where(filter), update, limit)
+            updated = update_where(conn, records, scope, _where(filter, scope), update, limit)
         return {"processed": updated, "updated": updated}
 
 
 class BulkDeleteNode(ModelNode):
     def run(
         self,
-        filter: Any = None,
+        filter: Filter | None = None,
         soft_delete: bool = False,
         confirmation_required: bool = True,
         confirm_all: bool = False,
     ) -> dict[str, Any]:
-        where = _where(filter)
-        if not where and confirmation_required and not confirm_all:
+        if not filter and confirmation_required and not confirm_all:
             raise self.refuse(
                 self.node_id,
                 "an empty filter would delete every row; pass confirm_all=True to mean it",
                 param="filter",
             )
         records = self.records()
+        scope = self.scope()
         with self.dataflow.connection(self.label(self.node_id)) as conn:
-            deleted = delete_where(conn, records, self.scope(), where)
+            deleted = delete_where(conn, records, scope, _where(filter, scope))
         return {"processed": deleted, "deleted": deleted, "soft": False}
 
 

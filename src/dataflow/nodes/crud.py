@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from dataflow.errors import NotFoundError
 from dataflow.features.base import Scope
+from dataflow.models.types import Refused
 from dataflow.nodes.base import DataFlowNode
 
 if TYPE_CHECKING:
+    from dataflow.query.filters import Filter
+    from dataflow.query.namespace import ModelNamespace
+    from dataflow.query.sort import Cursor, Sort
     from dataflow.records import Records
 
 
 class ModelNode(DataFlowNode):
     """A node that acts on one model's table."""
+
+    #: The model's names for filters and sorts, and its order when none is given.
+    namespace: ClassVar[ModelNamespace]
+    default_sort: ClassVar[Sort]
 
     def records(self) -> Records:
         return self.dataflow.records(self.model.name)
@@ -122,31 +130,55 @@ class UpsertNode(ModelNode):
 class ListNode(ModelNode):
     def run(
         self,
-        filter: list | None = None,
-        sort: list | None = None,
+        filter: Filter | None = None,
+        sort: Sort | None = None,
         limit: int | None = None,
         offset: int = 0,
+        after: Cursor | None = None,
         fields: list[str] | None = None,
         count_total: bool = False,
         include_deleted: bool = False,
     ) -> dict[str, Any]:
         records = self.records()
-        where = filter or []
+        sort = sort or self.default_sort
         scope = self.scope(include_deleted)
+        resume = None
+        if after is not None:
+            try:
+                resume = sort.after(after)
+            except Refused as exc:
+                raise self.refuse(
+                    self.node_id, f"parameter 'after' expects {exc}", param="after"
+                ) from None
+        # The next page's cursor needs the sort keys, even those ``fields`` leaves out.
+        hidden = [n for n in sort.names if n not in fields] if fields else []
+        columns = [*fields, *hidden] if fields else None
+        fetch = None if limit is None else limit + 1  # one more tells whether a page follows
         with self.dataflow.connection(self.label(self.node_id), write=False) as conn:
-            rows = records.select(conn, scope, where, sort or [], limit, offset, fields)
-            total = records.count(conn, scope, where) if count_total else None
+            rows = records.select(
+                conn, scope, filter, sort.order_by, fetch, offset, columns, resume
+            )
+            total = records.count(conn, scope, filter) if count_total else None
+        next_cursor = None
+        if limit is not None and len(rows) > limit:
+            del rows[limit:]
+            next_cursor = sort.cursor(rows[-1]) if rows else None
+        if hidden:
+            for row in rows:
+                for name in hidden:
+                    del row[name]
         return {
             "records": rows,
             "count": len(rows),
             "total": total,
             "limit": limit,
             "offset": offset,
+            "next_cursor": next_cursor,
         }
 
 
 class CountNode(ModelNode):
-    def run(self, filter: list | None = None) -> dict[str, Any]:
+    def run(self, filter: Filter | None = None) -> dict[str, Any]:
         records = self.records()
         with self.dataflow.connection(self.label(self.node_id), write=False) as conn:
-            return {"count": records.count(conn, self.scope(), filter or [])}
+            return {"count": records.count(conn, self.scope(), filter)}

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from dataflow.models.spec import FieldSpec, ModelSpec
 from dataflow.models.types import Refused
 from dataflow.nodes import bulk, crud
+from dataflow.nodes.aggregate import AggregateNode, aggregate_checks
 from dataflow.nodes.base import (
     Checker,
     DataFlowNode,
@@ -16,7 +17,10 @@ from dataflow.nodes.base import (
     check_names,
     check_optional_count,
 )
-from dataflow.query.filters import compile_filter, compile_sort
+from dataflow.query.filters import compile_filter
+from dataflow.query.memo import Memo
+from dataflow.query.namespace import ModelNamespace
+from dataflow.query.sort import compile_sort, decode_cursor
 from kailash.nodes.base import NodeParameter
 
 if TYPE_CHECKING:
@@ -39,12 +43,9 @@ def field_checker(field: FieldSpec) -> Checker:
     return check
 
 
-def _filter_checker(spec: ModelSpec) -> Checker:
-    return lambda value: compile_filter(spec, value)
-
-
-def _sort_checker(spec: ModelSpec) -> Checker:
-    return lambda value: compile_sort(spec, value)
+def _filter_checker(namespace: ModelNamespace) -> Checker:
+    """The one filter check of every node that takes a filter."""
+    return Memo(lambda value: compile_filter(namespace, value))
 
 
 def _conflict_checker(spec: ModelSpec) -> Checker:
@@ -91,12 +92,15 @@ def generate_nodes(db: DataFlow, spec: ModelSpec) -> list[type[DataFlowNode]]:
     pk_check = field_checker(pk)
     values = {n: field_checker(f) for n, f in spec.writable.items()}
     changes = {n: c for n, c in values.items() if n != spec.primary_key}
-    filter_check = _filter_checker(spec)
-    query = {
+    namespace = ModelNamespace(db, spec)
+    by_pk = [namespace.operands[spec.primary_key]]
+    filter_check = _filter_checker(namespace)
+    query: dict[str, Checker] = {
         "filter": filter_check,
-        "sort": _sort_checker(spec),
+        "sort": Memo(lambda value: compile_sort(namespace, value, by_pk)),
         "limit": check_optional_count,
         "offset": check_count,
+        "after": decode_cursor,
         "fields": check_names(spec.fields),
         "count_total": check_bool,
         "include_deleted": check_bool,
@@ -121,6 +125,7 @@ def generate_nodes(db: DataFlow, spec: ModelSpec) -> list[type[DataFlowNode]]:
         ("Upsert", crud.UpsertNode, {**values, "conflict_on": _conflict_checker(spec)}, ()),
         ("List", crud.ListNode, query, ()),
         ("Count", crud.CountNode, {"filter": filter_check}, ()),
+        ("Aggregate", AggregateNode, aggregate_checks(spec, filter_check), ()),
         *((name, cls, checks, ()) for name, cls, checks in bulk_checks),
     ]
     classes = []
@@ -129,6 +134,8 @@ def generate_nodes(db: DataFlow, spec: ModelSpec) -> list[type[DataFlowNode]]:
         attrs: dict[str, Callable[..., Any] | Any] = {
             "dataflow": db,
             "model": spec,
+            "namespace": namespace,
+            "default_sort": compile_sort(namespace, None, by_pk),
             "checks": checks,
             "required_params": required,
             "parameters": _params(checks, spec, required),

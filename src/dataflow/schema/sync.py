@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
 from dataflow.errors import MigrationError
@@ -32,7 +33,10 @@ def _describe(diff: Any) -> str:
     return " ".join(str(part) for part in diff)
 
 
-def _plan(conn: Connection, table: sa.Table) -> tuple[list[sa.Column[Any]], list[sa.Index], list]:
+Plan = tuple[list[sa.Column[Any]], list[sa.Index], list[sa.ForeignKeyConstraint], list]
+
+
+def _plan(conn: Connection, table: sa.Table) -> Plan:
     context = MigrationContext.configure(
         conn,
         opts={
@@ -42,6 +46,7 @@ def _plan(conn: Connection, table: sa.Table) -> tuple[list[sa.Column[Any]], list
     )
     add_columns: list[sa.Column[Any]] = []
     add_indexes: list[sa.Index] = []
+    add_keys: list[sa.ForeignKeyConstraint] = []
     refused: list = []
     for diff in compare_metadata(context, table.metadata):
         kind = diff[0] if isinstance(diff, tuple) else None
@@ -53,11 +58,13 @@ def _plan(conn: Connection, table: sa.Table) -> tuple[list[sa.Column[Any]], list
                 refused.append(diff)
         elif kind == "add_index":
             add_indexes.append(next(i for i in table.indexes if i.name == diff[1].name))
-        elif kind in ("remove_index", "remove_table", "add_table"):
-            continue  # indexes made outside DataFlow are left alone
+        elif kind == "add_fk":
+            add_keys.append(diff[1])
+        elif kind in ("remove_index", "remove_fk", "remove_table", "add_table"):
+            continue  # indexes and keys made outside DataFlow are left alone
         else:
             refused.append(diff)
-    return add_columns, add_indexes, refused
+    return add_columns, add_indexes, add_keys, refused
 
 
 def sync_table(conn: Connection, spec: ModelSpec) -> list[str]:
@@ -66,7 +73,7 @@ def sync_table(conn: Connection, spec: ModelSpec) -> list[str]:
     if not sa.inspect(conn).has_table(table.name):
         table.create(conn)
         return [f"created table {table.name}"]
-    add_columns, add_indexes, refused = _plan(conn, table)
+    add_columns, add_indexes, add_keys, refused = _plan(conn, table)
     if refused:
         raise MigrationError(
             f"{spec.name}: table '{table.name}' exists and differs from the model: "
@@ -84,4 +91,39 @@ def sync_table(conn: Connection, spec: ModelSpec) -> list[str]:
             index.name, table.name, [c.name for c in index.columns], unique=index.unique
         )
         done.append(f"created index {index.name}")
+    for key in add_keys:
+        _add_foreign_key(conn, ops, spec, key)
+        done.append(f"added foreign key {key.name}")
     return done
+
+
+def _add_foreign_key(
+    conn: Connection, ops: Operations, spec: ModelSpec, key: sa.ForeignKeyConstraint
+) -> None:
+    """Add a relation's FOREIGN KEY to an existing table; its rows must all point somewhere."""
+    table = spec.t.name
+    local = [c.name for c in key.columns]
+    target = key.elements[0].column.table.name
+    remote = [e.column.name for e in key.elements]
+    name = str(key.name)
+    refused = MigrationError(
+        f"{spec.name}: cannot add the foreign key {table}.{', '.join(local)} -> "
+        f"{target}.{', '.join(remote)}: some rows point at no {target} row. Fix those rows, "
+        "or switch the relation off in __relations__."
+    )
+    if conn.dialect.name != "sqlite":
+        try:
+            ops.create_foreign_key(name, table, target, local, remote)
+        except sa_exc.IntegrityError as exc:
+            raise refused from exc
+        return
+    # SQLite cannot add a constraint to a table; batch mode copies it into a new one, in one
+    # transaction (pysqlite starts none by itself here). Checks wait for the commit, by which
+    # time the copy has the table's name again.
+    if not conn.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    conn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
+    with ops.batch_alter_table(table) as batch:
+        batch.create_foreign_key(name, target, local, remote)
+    if conn.exec_driver_sql(f'PRAGMA foreign_key_check("{table}")').first() is not None:
+        raise refused

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from typing import Any
 
@@ -51,3 +52,27 @@ def build_table(spec: ModelSpec, metadata: sa.MetaData) -> sa.Table:
         sa.Index(index.name, *(table.c[n] for n in index.fields), unique=index.unique)
     spec.table = table
     return table
+
+
+def foreign_key_name(table: str, field: str) -> str:
+    """``fk_<table>_<field>``, shortened with a hash to fit every backend's 63-byte names."""
+    name = f"fk_{table}_{field}"
+    if len(name) <= 60:
+        return name
+    return f"{name[:51]}_{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+
+
+def link_foreign_key(spec: ModelSpec, field: str, target: ModelSpec) -> bool:
+    """Give ``spec``'s table a FOREIGN KEY from ``field`` to ``target``'s primary key.
+
+    Returns False when the table already has it. The key names its target by table name, so
+    it follows the target when that model is defined again.
+    """
+    table = spec.t
+    ref = f"{target.table_name}.{target.primary_key}"
+    if any(fk.target_fullname == ref for fk in table.c[field].foreign_keys):
+        return False
+    table.append_constraint(
+        sa.ForeignKeyConstraint([field], [ref], name=foreign_key_name(table.name, field))
+    )
+    return True
