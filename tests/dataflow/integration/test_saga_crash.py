@@ -10,7 +10,7 @@ import pytest
 
 from dataflow import DataFlow
 from dataflow.transactions import SagaRecovery
-from tests.dataflow.crash_child import KILLED
+from tests.dataflow.crash_child import KILLED, after_crash
 from tests.dataflow.shop import APPLIED, STOCK, UNTOUCHED, define, state, stock
 
 # (stock, first boundary to kill at, boundaries in all, how an unkilled run ends). Out of stock,
@@ -33,7 +33,7 @@ def test_a_saga_killed_at_each_boundary_ends_applied_or_compensated_once(
                 assert code == unkilled, "the saga has more boundaries than expected"
                 break
             assert code == KILLED, f"the saga ended before boundary {kill_at}"
-            report = db.recover_sagas()
+            report = after_crash(db.recover_sagas)
             assert not report.failed and not report.in_progress
             after = state(db)
             seen = {k: after[k] for k in APPLIED}

@@ -12,7 +12,7 @@ from dataflow import DataFlow, TransactionError
 from dataflow.transactions.claims import claim
 from kailash import LocalRuntime, NodeExecutionError, WorkflowBuilder
 from tests.conftest import POSTGRES_URL, require
-from tests.dataflow.crash_child import KILLED
+from tests.dataflow.crash_child import KILLED, after_crash
 
 pytestmark = pytest.mark.postgresql_only
 
@@ -146,7 +146,7 @@ def test_a_coordinator_killed_after_the_decision_is_recovered_by_committing_both
     names = [sa.engine.make_url(u).database for u in urls]
     assert all(len(_prepared(n)) == 1 for n in names)
     assert memos(a) == [] and memos(b) == []
-    report = a.recover_two_phase_commits(b)
+    report = after_crash(lambda: a.recover_two_phase_commits(b))
     assert len(report.committed) == 1 and not report.rolled_back
     assert memos(a) == ["entry 0"] and memos(b) == ["entry 1"]
     assert [_prepared(n) for n in names] == [[], []]
@@ -158,7 +158,7 @@ def test_a_coordinator_killed_before_the_decision_is_recovered_by_rolling_back_b
 ):
     a, b = ledgers
     assert crashes.run("two_phase", 1, urls[0], *urls) == KILLED
-    (txid,) = a.recover_two_phase_commits().unresolved  # without b it cannot finish
+    (txid,) = after_crash(a.recover_two_phase_commits).unresolved  # without b it cannot finish
     # While a live process holds the transaction, recovery leaves it alone.
     with claim(a.database, f"2pc:{txid}"):
         assert a.recover_two_phase_commits(b).in_progress == [txid]
