@@ -16,11 +16,16 @@ from dataflow.config import DataFlowConfig, resolve_url
 from dataflow.database import Database
 from dataflow.dberrors import wrapped
 from dataflow.errors import ConfigurationError, ModelDefinitionError
+from dataflow.features.audit import Audit, AuditLog
+from dataflow.features.base import Scope
+from dataflow.features.catalog import Defaults
+from dataflow.features.context import Binding, check_actor
+from dataflow.features.tenancy import Tenancy, bind_tenant, check_tenant
 from dataflow.models.parse import parse_model
 from dataflow.models.relations import Relation, resolve_relations
 from dataflow.models.spec import ModelSpec
 from dataflow.records import Records
-from dataflow.schema.sync import sync_table
+from dataflow.schema.sync import sync, sync_table
 from dataflow.schema.tables import build_table, link_foreign_key
 from dataflow.transactions import SagaRecovery, Transaction, TwoPhaseRecovery
 from dataflow.transactions.nodes import TransactionScopeNode, manager_node
@@ -73,6 +78,18 @@ class DataFlow:
         self._schema_lock = threading.Lock()
         self._workflows: dict[str, Workflow] = {}
         self._sagas_recovered = False
+        self._defaults = Defaults(
+            multi_tenant=self.config.multi_tenant,
+            audit_log=self.config.audit_logging,
+            strict_tenancy=self.config.tenant_isolation == "strict",
+        )
+        #: The tenant and actor bound with ``db.tenant()`` and ``db.actor()``.
+        self.bound_tenant = Binding(f"dataflow_tenant_{id(self)}", check_tenant)
+        self.bound_actor = Binding(f"dataflow_actor_{id(self)}", check_actor)
+        self._audit_log: AuditLog | None = None
+        self._audit_synced = False
+        # PostgreSQL keeps tenant tables behind row-level security once a model is multi-tenant.
+        self._row_security = False
         self.registry.register(TransactionScopeNode)
         self._nodes["TransactionScopeNode"] = TransactionScopeNode
         self.register_node(manager_node(self))
@@ -86,7 +103,7 @@ class DataFlow:
         """Class decorator: the class's annotations become a table and a family of nodes."""
         from dataflow.nodes.generated import generate_nodes
 
-        spec = parse_model(cls)
+        spec = parse_model(cls, self._defaults)
         for other in self._models.values():
             if other.table_name == spec.table_name and other.name != spec.name:
                 raise ModelDefinitionError(
@@ -96,6 +113,11 @@ class DataFlow:
         models = {**self._models, spec.name: spec}
         links = [(m, r) for m in models.values() for r in resolve_relations(m, models).values()]
         build_table(spec, self.metadata)
+        audit = spec.feature(Audit)
+        if audit is not None:
+            audit.attach(self.audit_log, spec)
+        if spec.feature(Tenancy) is not None and self.dialect == "postgresql":
+            self._row_security = True
         self._models[spec.name] = spec
         for owner, relation in links:
             if link_foreign_key(owner, relation.field, models[relation.model]):
@@ -107,6 +129,28 @@ class DataFlow:
         self._pending.add(spec.name)
         cls.__dataflow__model__ = spec  # type: ignore[attr-defined]
         return cls
+
+    @property
+    def audit_log(self) -> AuditLog:
+        """The audit table this instance's audited models write to (``dataflow_audit_log``)."""
+        if self._audit_log is None:
+            self._audit_log = AuditLog(self.database.engine.dialect)
+        return self._audit_log
+
+    # -- who the work is for --------------------------------------------------------------
+
+    def tenant(self, tenant_id: str) -> AbstractContextManager[str]:
+        """``with db.tenant("t1"):`` — the block's operations on this instance act for ``t1``.
+
+        It applies to every node run inside the block (by either runtime) that is not given a
+        tenant of its own; a node given another tenant is refused. Each thread and asyncio task
+        has its own binding.
+        """
+        return self.bound_tenant.bind(tenant_id, "db.tenant()")
+
+    def actor(self, actor: str) -> AbstractContextManager[str]:
+        """``with db.actor("alice"):`` — the audit log names ``alice`` for the block's writes."""
+        return self.bound_actor.bind(actor, "db.actor()")
 
     @property
     def models(self) -> Mapping[str, ModelSpec]:
@@ -184,6 +228,12 @@ class DataFlow:
             if not pending:
                 return done
             with self.database.connect() as conn, wrapped("creating tables"):
+                if not self._audit_synced and any(s.feature(Audit) for s in pending):
+                    with conn.begin():
+                        log_table = self.audit_log.table
+                        done.extend(sync(conn, log_table, "the audit log"))
+                        done.extend(self.audit_log.sync(conn))
+                    self._audit_synced = True
                 for spec in pending:
                     with conn.begin():
                         done.extend(sync_table(conn, spec))
@@ -209,9 +259,18 @@ class DataFlow:
         return found
 
     @contextmanager
-    def connection(self, label: str, write: bool = True) -> Iterator[Connection]:
-        """A transactional connection whose driver errors surface as DataFlow errors."""
+    def connection(
+        self, label: str, write: bool = True, scope: Scope | None = None
+    ) -> Iterator[Connection]:
+        """A transactional connection whose driver errors surface as DataFlow errors.
+
+        With ``scope``, the transaction acts for its tenant: on PostgreSQL the row-level
+        security policies see it (``set_config('dataflow.tenant_id', ..., true)``).
+        """
         with wrapped(label), self.database.begin(write) as conn:
+            if scope is not None and self._row_security:
+                every = scope.tenant_id is None and self.config.tenant_isolation == "permissive"
+                bind_tenant(conn, scope.tenant_id, every)
             yield conn
 
     # -- transactions ---------------------------------------------------------------------

@@ -63,12 +63,20 @@ class VersionConflictError(DataFlowError):
     """An optimistic-locking update named a version that is no longer current."""
 
     def __init__(
-        self, message: str, *, model: str = "", record_id: Any = None, current_version: Any = None
+        self,
+        message: str,
+        *,
+        model: str = "",
+        record_id: Any = None,
+        current_version: Any = None,
+        row: int | None = None,
     ) -> None:
         super().__init__(message)
         self.model = model
         self.record_id = record_id
         self.current_version = current_version
+        #: The input row of a bulk update that named the stale version.
+        self.row = row
 
 
 class TenantIsolationError(DataFlowError, PermissionError):

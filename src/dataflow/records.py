@@ -1,12 +1,16 @@
 """The statements behind the generated nodes, for one model on one database.
 
 Every statement passes through the model's features (``dataflow.features``): reads, counts,
-updates and deletes carry their WHERE clauses, inserts and updates their stamps.
+updates and deletes carry their WHERE clauses, inserts and updates their stamps; a delete
+becomes an update where the model soft-deletes, and the features that keep a history (the
+audit log) get each change's before and after images, in the statement's transaction.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
@@ -14,15 +18,40 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from dataflow.features.base import Feature, Scope
+from dataflow.errors import IntegrityError
+from dataflow.features.base import Feature, Image, Scope
+from dataflow.features.soft_delete import SoftDelete
+from dataflow.features.versioning import Versioning
 from dataflow.models.spec import ModelSpec
 from dataflow.models.types import utcnow
+from dataflow.schema.tables import unique_fields, unique_where
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     from dataflow.query.aggregate import Aggregation
     from dataflow.query.filters import Filter
 
 _INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert, "mysql": mysql.insert}
+#: Why an upsert may not take over the row holding its key.
+OUTSIDE = (
+    "its key belongs to a row this operation may not change (a soft-deleted row, or one "
+    "outside its tenant); restore or remove that row first"
+)
+#: Dialects whose unique indexes can be partial (``... WHERE deleted_at IS NULL``).
+PARTIAL_INDEXES = frozenset({"postgresql", "sqlite"})
+
+
+@dataclass(frozen=True, slots=True)
+class UniqueKey:
+    """A unique key as the database holds it, for one operation."""
+
+    #: The index's columns: the conflict target of an upsert.
+    columns: tuple[sa.Column[Any], ...]
+    #: The partial index's predicate, which ON CONFLICT must repeat to find the index.
+    where: sa.ColumnElement[bool] | None
+    #: The rows whose key can clash with a row this operation inserts.
+    domain: tuple[sa.ColumnElement[bool], ...]
 
 
 class Records:
@@ -36,17 +65,24 @@ class Records:
         self.pk = table.c[spec.primary_key]
         self.columns = tuple(table.c)
         self.features = tuple(spec.features)
+        self.soft_delete = spec.feature(SoftDelete)
+        self.versioning = spec.feature(Versioning)
+        #: Features that keep each change's images (the audit log).
+        self.historians = [f for f in self.features if f.images]
         self._by_pk = self.pk == sa.bindparam("_pk")
         self._by_id = sa.select(table).where(self._by_pk)
+        self._lock = self._by_id.with_for_update()
         self._insert = table.insert()
         self._insert_returning = self._insert.returning(*self.columns)
         self._delete = table.delete().where(self._by_pk)
-        self._updates: dict[tuple[tuple[str, ...], bool], Any] = {}
+        self._updates: dict[tuple[Any, ...], Any] = {}
         self._selects: dict[tuple[Any, ...], tuple[sa.Select[Any], Any, Any]] = {}
         self._defaults = [(n, f) for n, f in spec.fields.items() if f.has_default]
         # Features with row-by-row hooks; the others only set columns shared by a whole batch.
         self._row_inserts = [f for f in self.features if _overrides(f, "on_insert")]
         self._row_updates = [f for f in self.features if _overrides(f, "on_update")]
+        self._accepting = [f for f in self.features if _overrides(f, "accept")]
+        self._partial = unique_where(spec, table) if dialect in PARTIAL_INDEXES else None
 
     # -- the pipeline ---------------------------------------------------------------------
 
@@ -64,6 +100,11 @@ class Records:
         if filter:
             clauses.extend(filter.clauses(scope))
         return clauses
+
+    def accept(self, rows: Sequence[dict[str, Any]], indexes: Sequence[int], scope: Scope) -> None:
+        """Check and take out what input rows gave for the features' columns (``tenant_id``)."""
+        for feature in self._accepting:
+            feature.accept(rows, indexes, scope)
 
     def stamp_insert(self, values: dict[str, Any], scope: Scope) -> dict[str, Any]:
         """A row ready to insert: defaults filled, the features' columns set."""
@@ -95,45 +136,218 @@ class Records:
             shared.update(feature.insert_values(scope, now))
         return shared
 
-    def stamp_update_batch(self, rows: list[dict[str, Any]], scope: Scope) -> dict[str, Any]:
+    def stamp_update_batch(
+        self, rows: list[dict[str, Any]], scope: Scope, now: dt.datetime | None = None
+    ) -> dict[str, Any]:
         """Add per-row feature columns to the changes of rows, in place, at one ``now``.
 
-        Returns the columns every row's update sets, for the caller to set once per statement.
+        Returns the columns every row's update sets (values, or SQL expressions such as
+        ``version + 1``), for the caller to set once per statement.
         """
-        now = utcnow()
+        now = now or utcnow()
         for feature in self._row_updates:
             for row in rows:
                 feature.on_update(row, scope, now)
         shared: dict[str, Any] = {}
         for feature in self.features:
-            shared.update(feature.update_values(scope, now))
+            shared.update(feature.update_values(self.table, scope, now))
         return shared
+
+    def soft_delete_values(self, scope: Scope) -> dict[str, Any]:
+        """What a soft delete sets: the features' delete columns and every update's stamps."""
+        now = utcnow()
+        values = self.stamp_update_batch([], scope, now)
+        for feature in self.features:
+            values.update(feature.delete_values(scope, now))
+        return values
+
+    def unique_key(self, keys: Sequence[str], scope: Scope) -> UniqueKey:
+        """The unique index behind ``keys`` (a unique set of the model) for this operation."""
+        names = unique_fields(self.spec, tuple(keys))
+        if names == (self.spec.primary_key,):
+            return UniqueKey((self.pk,), None, ())
+        fixed = {}
+        for feature in self.features:
+            fixed.update(feature.insert_values(scope, utcnow()))
+        domain = [self.table.c[n] == fixed[n] for n in names if n not in keys]
+        if self._partial is not None:
+            domain.append(self._partial)
+        return UniqueKey(tuple(self.table.c[n] for n in names), self._partial, tuple(domain))
+
+    def record(self, conn: Connection, scope: Scope, action: str, images: list[Image]) -> None:
+        """Hand one statement's changes to the features that keep them (the audit log)."""
+        for feature in self.historians:
+            feature.record(conn, scope, action, images)
+
+    def outside(self, scope: Scope, row: int | None = None) -> IntegrityError:
+        """The error for a key held by a row the operation may not change."""
+        at = f": row {row}" if row is not None else ""
+        return IntegrityError(f"{scope.label}{at}: {OUTSIDE}", row=row)
 
     # -- single records -------------------------------------------------------------------
 
     def insert(self, conn: Connection, values: dict[str, Any], scope: Scope) -> dict[str, Any]:
+        found = self._insert_row(conn, self.stamp_insert(values, scope), scope)
+        if self.historians:
+            self.record(conn, scope, "create", [Image(found[self.pk.name], None, found)])
+        return found
+
+    def get(
+        self, conn: Connection, pk: Any, scope: Scope, lock: bool = False
+    ) -> dict[str, Any] | None:
+        """The row with this primary key in scope; ``lock`` holds it until the transaction ends."""
+        where = self.where(scope)
+        stmt = self._lock if lock else self._by_id
+        found = conn.execute(stmt.where(*where) if where else stmt, {"_pk": pk}).mappings().first()
+        return dict(found) if found is not None else None
+
+    def update(
+        self,
+        conn: Connection,
+        pk: Any,
+        values: dict[str, Any],
+        scope: Scope,
+        version: int | None = None,
+    ) -> dict[str, Any] | None:
+        """Apply ``values`` to the row; with ``version``, only if the row is still at it."""
+        changes = self.stamp_update(values, scope)
+        old = None
+        if self.historians:
+            old = self.get(conn, pk, scope, lock=True)
+            if old is None:
+                return None
+        found = self._write(conn, pk, changes, scope, version)
+        if found is None:
+            if version is not None:
+                self._check_version(conn, pk, version, scope)
+            return None
+        if old is not None:
+            self.record(conn, scope, "update", [Image(pk, old, found)])
+        return found
+
+    def delete(self, conn: Connection, pk: Any, scope: Scope, soft: bool = False) -> bool:
+        """Delete the row, or with ``soft`` mark it deleted; False if it is not in scope."""
+        old = None
+        if self.historians:
+            old = self.get(conn, pk, scope, lock=True)
+            if old is None:
+                return False
+        where = self.where(scope)
+        if soft:
+            values = self.soft_delete_values(scope)
+            stmt: Any = sa.update(self.table).where(self._by_pk, *where).values(values)
+        else:
+            stmt = self._delete.where(*where) if where else self._delete
+        if not conn.execute(stmt, {"_pk": pk}).rowcount:
+            return False
+        if old is not None:
+            new = {**old, **values} if soft else None
+            self.record(conn, scope, "soft_delete" if soft else "delete", [Image(pk, old, new)])
+        return True
+
+    def restore(self, conn: Connection, pk: Any, scope: Scope) -> dict[str, Any] | None:
+        """Bring a soft-deleted row back (a live row is returned as it is); None if absent."""
+        soft = self.soft_delete
+        assert soft is not None, f"{self.spec.name} has no soft delete"
+        seen = dataclasses.replace(scope, include_deleted=True)
+        old = self.get(conn, pk, seen, lock=True)
+        if old is None or not soft.is_deleted(old):
+            return old
+        changes = self.stamp_update(soft.restore_values(), scope)
+        found = self._write(conn, pk, changes, seen)
+        assert found is not None, "a row locked in this transaction is still there"
+        self.record(conn, scope, "restore", [Image(pk, old, found)])
+        return found
+
+    def upsert(
+        self, conn: Connection, values: dict[str, Any], conflict_on: Sequence[str], scope: Scope
+    ) -> dict[str, Any]:
+        """Insert the row, or update the one in scope holding its key; never another one."""
         row = self.stamp_insert(values, scope)
+        key = self.unique_key(conflict_on, scope)
+        keep = {*conflict_on, self.pk.name}
+        changes = {k: row[k] for k in values if k not in keep}
+        changes.update(self.stamp_update_batch([], scope))
+        if self.dialect == "mysql" or self.historians:
+            return self._upsert_in_steps(conn, row, changes, key, scope)
+        insert: Any = _INSERTS[self.dialect](self.table).values(row)
+        where = self.where(scope)
+        stmt = insert.on_conflict_do_update(
+            index_elements=key.columns,
+            index_where=key.where,
+            set_=changes,
+            where=sa.and_(*where) if where else None,
+        ).returning(*self.columns)
+        found = conn.execute(stmt).mappings().first()
+        if found is None:
+            raise self.outside(scope)
+        return dict(found)
+
+    def _upsert_in_steps(
+        self,
+        conn: Connection,
+        row: dict[str, Any],
+        changes: dict[str, Any],
+        key: UniqueKey,
+        scope: Scope,
+    ) -> dict[str, Any]:
+        """Lock the row holding the key, then update it or insert a new one.
+
+        MySQL's ``ON DUPLICATE KEY UPDATE`` would update whichever row clashed on any unique
+        key, and an audited upsert needs the row's image before it changes.
+        """
+        where = self.where(scope)
+        visible = (sa.and_(*where) if where else sa.true()).label("_visible")
+        match = [c == row[c.name] for c in key.columns]
+        if key.where is not None:
+            match.append(key.where)
+        stmt = sa.select(*self.columns, visible).where(*match).with_for_update()
+        held = conn.execute(stmt).mappings().first()
+        if held is None:
+            found = self._insert_row(conn, row, scope)
+            if self.historians:
+                self.record(conn, scope, "create", [Image(found[self.pk.name], None, found)])
+            return found
+        if not held["_visible"]:
+            raise self.outside(scope)
+        old = {c.name: held[c.name] for c in self.columns}
+        pk = old[self.pk.name]
+        found = self._write(conn, pk, changes, scope)
+        assert found is not None, "a row locked in this transaction is still there"
+        if self.historians:
+            self.record(conn, scope, "update", [Image(pk, old, found)])
+        return found
+
+    def _insert_row(self, conn: Connection, row: dict[str, Any], scope: Scope) -> dict[str, Any]:
         if conn.dialect.insert_returning:
             return dict(conn.execute(self._insert_returning, row).mappings().one())
         result = conn.execute(self._insert, row)
         return self._fetch(conn, row.get(self.spec.primary_key, result.lastrowid), scope)
 
-    def get(self, conn: Connection, pk: Any, scope: Scope) -> dict[str, Any] | None:
-        where = self.where(scope)
-        stmt = self._by_id.where(*where) if where else self._by_id
-        found = conn.execute(stmt, {"_pk": pk}).mappings().first()
-        return dict(found) if found is not None else None
-
-    def update(
-        self, conn: Connection, pk: Any, values: dict[str, Any], scope: Scope
+    def _write(
+        self,
+        conn: Connection,
+        pk: Any,
+        changes: dict[str, Any],
+        scope: Scope,
+        version: int | None = None,
     ) -> dict[str, Any] | None:
-        params = self.stamp_update(values, scope)
+        """One UPDATE of the row by primary key (and version); the row after it, or None."""
+        params = {}
+        expressions = {}
+        for name, value in changes.items():
+            if isinstance(value, sa.ClauseElement):
+                expressions[name] = value
+            else:
+                params[name] = value
         returning = conn.dialect.update_returning
-        stmt = self._update_statement(tuple(params), returning)
+        stmt = self._update_statement(tuple(params), expressions, returning, version is not None)
         where = self.where(scope)
         if where:
             stmt = stmt.where(*where)
         params["_pk"] = pk
+        if version is not None:
+            params["_version"] = version
         if returning:
             found = conn.execute(stmt, params).mappings().first()
             return dict(found) if found is not None else None
@@ -141,26 +355,14 @@ class Records:
             return None
         return self.get(conn, pk, scope)
 
-    def delete(self, conn: Connection, pk: Any, scope: Scope) -> bool:
-        where = self.where(scope)
-        stmt = self._delete.where(*where) if where else self._delete
-        return bool(conn.execute(stmt, {"_pk": pk}).rowcount)
-
-    def upsert(
-        self, conn: Connection, values: dict[str, Any], conflict_on: Sequence[str], scope: Scope
-    ) -> dict[str, Any]:
-        row = self.stamp_insert(values, scope)
-        keep = set(conflict_on) | {"created_at"}
-        changes = {k: v for k, v in row.items() if k not in keep}
-        insert: Any = _INSERTS[self.dialect](self.table).values(row)
-        if self.dialect == "mysql":
-            conn.execute(insert.on_duplicate_key_update(changes))
-            key = sa.and_(*(self.table.c[k] == row[k] for k in conflict_on))
-            return dict(conn.execute(sa.select(self.table).where(key)).mappings().one())
-        stmt = insert.on_conflict_do_update(
-            index_elements=[self.table.c[k] for k in conflict_on], set_=changes
-        ).returning(*self.columns)
-        return dict(conn.execute(stmt).mappings().one())
+    def _check_version(self, conn: Connection, pk: Any, version: int, scope: Scope) -> None:
+        """After a conditional update changed nothing: a conflict if the row is still there."""
+        assert self.versioning is not None, f"{self.spec.name} is not versioned"
+        column = self.table.c["version"]
+        stmt = sa.select(column).where(self._by_pk, *self.where(scope))
+        current = conn.execute(stmt, {"_pk": pk}).scalar()
+        if current is not None:
+            raise self.versioning.conflict(scope.label, pk, version, current)
 
     # -- many records ---------------------------------------------------------------------
 
@@ -227,12 +429,26 @@ class Records:
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _update_statement(self, names: tuple[str, ...], returning: bool) -> Any:
-        key = (names, returning)
+    def _update_statement(
+        self,
+        names: tuple[str, ...],
+        expressions: dict[str, Any],
+        returning: bool,
+        versioned: bool = False,
+    ) -> Any:
+        """UPDATE ... WHERE pk (and version) setting bound ``names`` and the features' SQL.
+
+        A feature's expression for a column is the same on every call (``version + 1``), so
+        the statement is built once per set of names.
+        """
+        key = (names, tuple(expressions), returning, versioned)
         stmt = self._updates.get(key)
         if stmt is None:
             stmt = sa.update(self.table).where(self._by_pk)
-            stmt = stmt.values({n: sa.bindparam(n, type_=self.table.c[n].type) for n in names})
+            if versioned:
+                stmt = stmt.where(self.table.c["version"] == sa.bindparam("_version"))
+            values = {n: sa.bindparam(n, type_=self.table.c[n].type) for n in names}
+            stmt = stmt.values({**values, **expressions})
             if returning:
                 stmt = stmt.returning(*self.columns)
             self._updates[key] = stmt

@@ -13,6 +13,7 @@ from dataflow.errors import (
     ValidationError,
     VersionConflictError,
 )
+from dataflow.features.tenancy import Tenancy
 from dataflow.models.parse import table_name_for
 from dataflow.models.spec import ModelSpec
 from kailash.nodes.base import Node
@@ -46,7 +47,7 @@ def describe_model(spec: ModelSpec, nodes: Mapping[str, type[Node]]) -> ModelInf
         fields=fields,
         primary_key=spec.primary_key,
         operations=operations,
-        tenant_scoped=bool(spec.options.get("multi_tenant")),
+        tenant_scoped=spec.feature(Tenancy) is not None,
         description=(spec.cls.__doc__ or "").strip(),
     )
 

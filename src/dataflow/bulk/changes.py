@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from dataflow.features.base import Scope
+from dataflow.features.base import Image, Scope
 from dataflow.models.spec import ModelSpec
 from dataflow.models.types import Refused
 
@@ -26,6 +26,8 @@ Change = tuple[str, Any]  # (operator, checked operand)
 Clauses = Sequence[sa.ColumnElement[bool]]
 
 OPERATORS = ("$set", "$inc", "$multiply", "$unset")
+#: Rows changed per statement when each change is recorded.
+_CHUNK = 1000
 _NUMERIC = frozenset({"int", "float", "Decimal"})
 
 
@@ -107,14 +109,58 @@ def update_where(
 ) -> int:
     """Apply ``changes`` to the rows matching ``where``; return how many matched."""
     values = records.stamp_update(column_values(records.table, changes), scope)
-    stmt = sa.update(records.table).where(*_matching(records, scope, where, limit))
+    clauses = _matching(records, scope, where, limit)
+    if records.historians:
+        return _by_images(conn, records, scope, clauses, "update", values)
+    stmt = sa.update(records.table).where(*clauses)
     return conn.execute(stmt.values(values)).rowcount
 
 
-def delete_where(conn: Connection, records: Records, scope: Scope, where: Clauses) -> int:
-    """Delete the rows matching ``where``; return how many."""
-    stmt = sa.delete(records.table).where(*_matching(records, scope, where, None))
-    return conn.execute(stmt).rowcount
+def delete_where(
+    conn: Connection, records: Records, scope: Scope, where: Clauses, soft: bool = False
+) -> int:
+    """Delete the rows matching ``where`` (``soft``: mark them deleted); return how many."""
+    clauses = _matching(records, scope, where, None)
+    values = records.soft_delete_values(scope) if soft else None
+    if records.historians:
+        action = "soft_delete" if soft else "delete"
+        return _by_images(conn, records, scope, clauses, action, values)
+    if values is not None:
+        return conn.execute(sa.update(records.table).where(*clauses).values(values)).rowcount
+    return conn.execute(sa.delete(records.table).where(*clauses)).rowcount
+
+
+def _by_images(
+    conn: Connection,
+    records: Records,
+    scope: Scope,
+    clauses: Clauses,
+    action: str,
+    values: dict[str, Any] | None,
+) -> int:
+    """Lock and read the matching rows, change them by primary key, and record each change.
+
+    Changing the rows read (rather than whatever matches when the write runs) keeps every
+    image true: a row that comes to match in between is neither changed nor recorded.
+    """
+    table, pk = records.table, records.pk
+    locked = sa.select(table).where(*clauses).order_by(pk).with_for_update()
+    olds = [dict(row) for row in conn.execute(locked).mappings()]
+    for start in range(0, len(olds), _CHUNK):
+        part = olds[start : start + _CHUNK]
+        keys = pk.in_([old[pk.name] for old in part])
+        news: dict[Any, dict[str, Any]] = {}
+        if values is None:
+            conn.execute(sa.delete(table).where(keys))
+        elif conn.dialect.update_returning:
+            stmt = sa.update(table).where(keys).values(values).returning(*table.c)
+            news = {row[pk.name]: dict(row) for row in conn.execute(stmt).mappings()}
+        else:
+            conn.execute(sa.update(table).where(keys).values(values))
+            news = {row[pk.name]: dict(row) for row in conn.execute(sa.select(table).where(keys)).mappings()}
+        images = [Image(old[pk.name], old, news.get(old[pk.name])) for old in part]
+        records.record(conn, scope, action, images)
+    return len(olds)
 
 
 def _matching(

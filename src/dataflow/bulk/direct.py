@@ -9,8 +9,8 @@ them true until the transaction ends.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
@@ -18,14 +18,18 @@ from sqlalchemy.engine import Connection
 
 from dataflow.bulk.drivers import Driver, Row
 
+if TYPE_CHECKING:
+    from dataflow.records import UniqueKey
+
 Clauses = Sequence[sa.ColumnElement[bool]]
 
 
 class DirectUpsert:
     """Upserts rows carrying ``columns`` of ``table`` on the unique ``keys``.
 
-    ``changes`` are the columns an existing row takes from the new one, ``touched`` the
-    shared columns every update sets (each also among the inserted shared columns).
+    ``unique`` is the index behind the keys; ``changes`` are the columns an existing row
+    takes from the new one, ``touched`` the shared columns every update sets (values, each
+    also among the inserted shared columns, or SQL expressions such as ``version + 1``).
     """
 
     def __init__(
@@ -33,18 +37,23 @@ class DirectUpsert:
         driver: Driver,
         table: sa.Table,
         keys: tuple[str, ...],
+        unique: UniqueKey,
         where: Clauses,
         changes: tuple[str, ...],
-        touched: Sequence[str],
+        touched: Mapping[str, Any],
         pk: str,
     ) -> None:
         self.driver = driver
         self.table = table
         self.keys = keys
         insert = sqlite.insert(table)
-        updates = {name: insert.excluded[name] for name in (*changes, *touched)}
+        updates = {name: insert.excluded[name] for name in changes}
+        for name, value in touched.items():
+            updates[name] = value if isinstance(value, sa.ClauseElement) else insert.excluded[name]
+        self.insert = insert.on_conflict_do_update(
+            index_elements=unique.columns, index_where=unique.where, set_=updates
+        )
         columns = [table.c[k] for k in keys]
-        self.insert = insert.on_conflict_do_update(index_elements=columns, set_=updates)
         # The keys of a batch travel as one JSON parameter: no batch size meets SQLite's limit
         # on bound parameters, and the statements stay the same from batch to batch.
         given = sa.func.json_each(sa.bindparam("_keys", type_=sa.String)).table_valued("value")
@@ -53,10 +62,12 @@ class DirectUpsert:
         else:
             parts = [sa.func.json_extract(given.c.value, f"$[{i}]") for i in range(len(keys))]
             match = sa.tuple_(*columns).in_(sa.select(*parts))
+        held = (match, *unique.domain)
         visible = sa.and_(*where) if where else sa.true()
-        self._count = sa.select(sa.func.count(), sa.func.count().filter(visible)).where(match)
-        self._outside = sa.select(*columns).where(match, sa.not_(visible))
+        self._count = sa.select(sa.func.count(), sa.func.count().filter(visible)).where(*held)
+        self._outside = sa.select(*columns).where(*held, sa.not_(visible))
         self._ids = sa.select(*columns, table.c[pk]).where(match, *where)
+        self._images = sa.select(table).where(match, *where)
 
     def taken(self, conn: Connection, rows: list[Row]) -> tuple[int, set[Any]]:
         """How many keys of ``rows`` rows in scope hold, and the keys rows outside it hold."""
@@ -73,6 +84,11 @@ class DirectUpsert:
     def ids(self, conn: Connection, rows: list[Row]) -> dict[Any, Any]:
         """Key -> primary key, for the keys of ``rows``."""
         return {self._key(found): found[-1] for found in conn.execute(self._ids, self._keys(rows))}
+
+    def images(self, conn: Connection, rows: list[Row]) -> dict[Any, Row]:
+        """Key -> the row in scope holding it, for the keys of ``rows``."""
+        found = conn.execute(self._images, self._keys(rows)).mappings()
+        return {self._key([row[k] for k in self.keys]): dict(row) for row in found}
 
     def _key(self, found: Sequence[Any]) -> Any:
         return found[0] if len(self.keys) == 1 else tuple(found[: len(self.keys)])

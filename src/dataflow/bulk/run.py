@@ -34,8 +34,9 @@ from dataflow.bulk.rows import (
 )
 from dataflow.bulk.stage import Stage
 from dataflow.dberrors import describe, translate
-from dataflow.errors import IntegrityError
-from dataflow.features.base import Scope
+from dataflow.features.base import Image, Scope
+from dataflow.features.versioning import COLUMN as VERSION
+from dataflow.records import OUTSIDE
 
 if TYPE_CHECKING:
     from dataflow.engine import DataFlow
@@ -97,7 +98,13 @@ class BulkRun:
         kinds = {name: f.type.name for name, f in records.spec.fields.items()}
         self.driver: Driver = driver_for(db.database.engine.dialect, kinds)
         self.outcome = Outcome(ids=[] if plan.return_ids else None)
-        self._reserve = plan.return_ids and records.spec.fields[self.pk].autoincrement
+        #: Whether each change's images go to the audit log.
+        self.audited = bool(records.historians)
+        # An audit row names its record, so audited inserts learn their ids too.
+        self._reserve = (plan.return_ids or self.audited) and records.spec.fields[
+            self.pk
+        ].autoincrement
+        self.unique = records.unique_key(plan.keys, scope) if plan.keys else None
         self._stages: dict[tuple[tuple[str, ...], tuple[str, ...]], Stage] = {}
         self._created: set[Stage] = set()
         self._directs: dict[tuple[Any, ...], DirectUpsert] = {}
@@ -129,7 +136,7 @@ class BulkRun:
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
-        with self.db.connection(self.scope.label) as conn:
+        with self.db.connection(self.scope.label, True, self.scope) as conn:
             try:
                 yield conn
             except BaseException:
@@ -155,6 +162,10 @@ class BulkRun:
         rows, indexes, bad, fields = self.plan.checker.check_batch(start, chunk)
         for problem in bad:
             self._failed(problem.index, problem.reason, problem.field, self.refuse(problem))
+        if rows:
+            self.records.accept(rows, indexes, self.scope)
+            if fields is not None and len(rows[0]) != len(fields):  # it took some out
+                fields = tuple(n for n in fields if n in rows[0])
         if outcome.ids is not None:
             outcome.ids.extend([None] * len(chunk))
         outcome.processed += len(chunk)
@@ -178,10 +189,13 @@ class BulkRun:
     def _update(self, conn: Connection, rows: list[Row], indexes: list[int]) -> None:
         shared = self.records.stamp_update_batch(rows, self.scope)
         key = (self.pk,)
+        versioned = self.records.versioning is not None
         for _, group, at in _grouped(rows, indexes, list(map(frozenset, rows))):
-            names = tuple(n for n in group[0] if n != self.pk)
-            stage = self._stage(conn, (self.pk, *names), key)
-            write = self._staged_update(stage, names, shared)
+            # A row's version is the one it was read at: a condition, not a change.
+            same = (VERSION,) if versioned and VERSION in group[0] else ()
+            names = tuple(n for n in group[0] if n != self.pk and n not in same)
+            stage = self._stage(conn, (self.pk, *names, *same), key)
+            write = self._staged_update(stage, names, shared, same)
             for part, part_at in split_on_repeats(group, at, key):
                 self._apply(conn, part, part_at, write)
 
@@ -223,6 +237,7 @@ class BulkRun:
             given: dict[int, Any] = {}
             if self.outcome.ids is not None:
                 given = dict(zip(at, map(dict.get, group, repeat(pk)), strict=True))
+            by_index = dict(zip(at, group, strict=True)) if self.audited else {}
 
             def load(
                 conn: Connection,
@@ -230,14 +245,26 @@ class BulkRun:
                 part_at: list[int],
                 sql: str = sql,
                 given: dict[int, Any] = given,
+                by_index: dict[int, Row] = by_index,
             ) -> None:
                 self.driver.load(conn, sql, part)
                 self._inserted(part_at, [given.get(i) for i in part_at])
+                if by_index:
+                    self._record_created(conn, [by_index[i] for i in part_at])
 
             self._apply(conn, encoded, at, load, self.driver.names_refused_rows)
 
     def _returning(self, conn: Connection, rows: list[Row], indexes: list[int]) -> None:
-        self._inserted(indexes, self.driver.insert_returning(conn, self.table, self.pk, rows))
+        ids = self.driver.insert_returning(conn, self.table, self.pk, rows)
+        self._inserted(indexes, ids)
+        if self.audited:
+            pk = self.pk
+            self._record_created(conn, [row | {pk: i} for row, i in zip(rows, ids, strict=True)])
+
+    def _record_created(self, conn: Connection, rows: list[Row]) -> None:
+        pk = self.pk
+        images = [Image(row[pk], None, row) for row in rows]
+        self.records.record(conn, self.scope, "create", images)
 
     def _inserted(self, indexes: list[int], ids: list[Any]) -> None:
         self.outcome.inserted += len(indexes)
@@ -258,12 +285,44 @@ class BulkRun:
             self._created.add(stage)
         return stage
 
-    def _staged_update(self, stage: Stage, names: tuple[str, ...], shared: Row) -> Write:
-        def write(conn: Connection, rows: list[Row], indexes: list[int]) -> None:
-            stage.fill(conn, rows)
-            self.outcome.updated += stage.update_matching(conn, names, shared)
+    def _staged_update(
+        self, stage: Stage, names: tuple[str, ...], shared: Row, same: tuple[str, ...]
+    ) -> Write:
+        """Rows carrying their id (and the version they were read at) update their row."""
+        if not (same or self.audited):
 
-        return write
+            def write(conn: Connection, rows: list[Row], indexes: list[int]) -> None:
+                stage.fill(conn, rows)
+                self.outcome.updated += stage.update_matching(conn, names, shared)
+
+            return write
+
+        def checked_write(conn: Connection, rows: list[Row], indexes: list[int]) -> None:
+            stage.fill(conn, rows)
+            # Lock the rows first: their versions and images stay true until the end.
+            before = stage.images(conn)
+            if same:
+                for n, old in list(before.items()):
+                    if old[VERSION] != rows[n][VERSION]:
+                        del before[n]
+                        self._stale(indexes[n], rows[n], old[VERSION])
+            self.outcome.updated += stage.update_matching(conn, names, shared, same)
+            if self.audited:
+                pk = self.pk
+                images = [
+                    Image(old[pk], old, old | {c: rows[n][c] for c in names})
+                    for n, old in before.items()
+                ]
+                self.records.record(conn, self.scope, "update", images)
+
+        return checked_write
+
+    def _stale(self, index: int, row: Row, current: int) -> None:
+        versioning = self.records.versioning
+        assert versioning is not None
+        error = versioning.conflict(self.scope.label, row[self.pk], row[VERSION], current, index)
+        reason = f"version {row[VERSION]} is stale; the record is at version {current}"
+        self._failed(index, reason, VERSION, error)
 
     def _staged_insert(
         self, conn: Connection, first: Row, given: frozenset[str], shared: Row
@@ -280,53 +339,87 @@ class BulkRun:
         touched = self.records.stamp_update_batch([], self.scope)
         upsert = plan.mode == "upsert"
         strategy = self.driver.upsert if upsert else "staged"
-        # Updating straight from the new row needs every shared change to be a value it has.
+        if strategy == "staged-conflict" and self.audited:
+            # ON CONFLICT cannot tell the rows it updated as they were before; an UPDATE of
+            # the rows locked and read first can.
+            strategy = "staged"
+        # Updating straight from the new row needs every shared value to be one it has.
         if strategy == "direct" and all(
-            name in shared and not isinstance(value, sa.ClauseElement)
+            name in shared or isinstance(value, sa.ClauseElement)
             for name, value in touched.items()
         ):
             key = (names, changes, tuple(touched))
             direct = self._directs.get(key)
             if direct is None:
+                assert self.unique is not None
                 direct = self._directs[key] = DirectUpsert(
-                    self.driver, self.table, plan.keys, self.where, changes, tuple(touched), pk
+                    self.driver,
+                    self.table,
+                    plan.keys,
+                    self.unique,
+                    self.where,
+                    changes,
+                    touched,
+                    pk,
                 )
-            return self._direct_upsert(direct, names, shared)
+            return self._direct_upsert(direct, names, shared, changes)
         stage = self._stage(conn, names, plan.keys)
         if strategy == "staged-conflict":
             return self._conflict_upsert(stage, changes, shared, touched)
         ids = outcome.ids
+        audited = self.audited
 
         def write(conn: Connection, rows: list[Row], indexes: list[int]) -> None:
             stage.fill(conn, rows)
-            skipped = stage.matched(conn, pk) if ids is not None and not upsert else {}
+            before = stage.images(conn) if audited and upsert else {}
+            known = ids is not None or audited
+            skipped = stage.matched(conn, pk) if known and not upsert else {}
             if upsert:
                 outcome.updated += stage.update_matching(conn, changes, touched)
             inserted = stage.insert_missing(conn, shared)
             outcome.inserted += inserted
             if not upsert:
                 outcome.skipped += len(rows) - inserted
-            if ids is not None:
+            if known:
                 held = (
                     {n: row[pk] for n, row in enumerate(rows)}
                     if plan.keys == (pk,)
                     else stage.matched(conn, pk)
                 )
-                for n, index in enumerate(indexes):
-                    ids[index] = None if n in skipped else held.get(n)
+                if ids is not None:
+                    for n, index in enumerate(indexes):
+                        ids[index] = None if n in skipped else held.get(n)
+                if audited:
+                    new = [n for n in range(len(rows)) if n not in before and n not in skipped]
+                    olds = [(old, rows[n]) for n, old in before.items()]
+                    self._record_keyed(conn, [(rows[n], held[n]) for n in new], olds, changes)
 
         return write
+
+    def _record_keyed(
+        self,
+        conn: Connection,
+        created: list[tuple[Row, Any]],
+        updated: list[tuple[Row, Row]],
+        changes: tuple[str, ...],
+    ) -> None:
+        """Audit rows inserted (each with its new id) and rows updated (each with its input)."""
+        pk = self.pk
+        self._record_created(conn, [row | {pk: new_id} for row, new_id in created])
+        images = [Image(old[pk], old, old | {c: row[c] for c in changes}) for old, row in updated]
+        self.records.record(conn, self.scope, "update", images)
 
     def _conflict_upsert(
         self, stage: Stage, changes: tuple[str, ...], shared: Row, touched: Row
     ) -> Write:
-        outcome, keys = self.outcome, self.plan.keys
+        outcome, keys, unique = self.outcome, self.plan.keys, self.unique
+        assert unique is not None
 
         def write(conn: Connection, rows: list[Row], indexes: list[int]) -> None:
             stage.fill(conn, rows)
             written = {
                 tuple(r[: len(keys)]): r[len(keys) :]
-                for r in stage.upsert(conn, changes, shared, touched, self.pk)
+                for r in stage.upsert(conn, changes, shared, touched, self.pk, unique)
             }
             for row, index in zip(rows, indexes, strict=True):
                 found = written.get(tuple(row[k] for k in keys))
@@ -343,8 +436,10 @@ class BulkRun:
 
         return write
 
-    def _direct_upsert(self, direct: DirectUpsert, names: tuple[str, ...], shared: Row) -> Write:
-        outcome, keys, pk = self.outcome, self.plan.keys, self.pk
+    def _direct_upsert(
+        self, direct: DirectUpsert, names: tuple[str, ...], shared: Row, changes: tuple[str, ...]
+    ) -> Write:
+        outcome, keys, pk, audited = self.outcome, self.plan.keys, self.pk, self.audited
 
         def write(conn: Connection, rows: list[Row], indexes: list[int]) -> None:
             updated, outside = direct.taken(conn, rows)
@@ -356,26 +451,31 @@ class BulkRun:
                 rows = [rows[i] for i in inside]
                 indexes = [indexes[i] for i in inside]
                 found = [found[i] for i in inside]
+            before = direct.images(conn, rows) if audited else {}
             direct.write(conn, rows, names, shared)
             outcome.updated += updated
             outcome.inserted += len(rows) - updated
             for index in rejected:
                 self._out_of_scope(index)
-            if outcome.ids is not None:
+            if outcome.ids is not None or audited:
                 held = (
                     dict(zip(found, found, strict=True))
                     if keys == (pk,)
                     else direct.ids(conn, rows)
                 )
-                for key, index in zip(found, indexes, strict=True):
-                    outcome.ids[index] = held.get(key)
+                if outcome.ids is not None:
+                    for key, index in zip(found, indexes, strict=True):
+                        outcome.ids[index] = held.get(key)
+                if audited:
+                    pairs = list(zip(rows, found, strict=True))
+                    created = [(row, held[key]) for row, key in pairs if key not in before]
+                    olds = [(before[key], row) for row, key in pairs if key in before]
+                    self._record_keyed(conn, created, olds, changes)
 
         return write
 
     def _out_of_scope(self, index: int) -> None:
-        reason = "its key belongs to a row this operation may not change"
-        error = IntegrityError(f"{self.scope.label}: row {index}: {reason}", row=index)
-        self._failed(index, reason, None, error)
+        self._failed(index, OUTSIDE, None, self.records.outside(self.scope, index))
 
     # -- savepoints and bad rows ----------------------------------------------------------
 

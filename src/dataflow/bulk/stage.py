@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
 from dataflow.bulk.drivers import Driver, Row
+
+if TYPE_CHECKING:
+    from dataflow.records import UniqueKey
 
 #: The column numbering the rows of a batch, so that results can be matched back to them.
 ROW_NUMBER = "_n"
@@ -77,16 +80,36 @@ class Stage:
 
     # -- statements -----------------------------------------------------------------------
 
-    def update_matching(self, conn: Connection, names: tuple[str, ...], shared: Row) -> int:
-        """Set ``names`` (and ``shared``) on every row of the table matching a staged key."""
-        key = ("update", names, tuple(shared))
+    def update_matching(
+        self, conn: Connection, names: tuple[str, ...], shared: Row, same: tuple[str, ...] = ()
+    ) -> int:
+        """Set ``names`` (and ``shared``) on every row of the table matching a staged key.
+
+        ``same`` names staged columns a row must also equal to change (its version).
+        """
+        key = ("update", names, tuple(shared), same)
         stmt = self._statements.get(key)
         if stmt is None:
             values: dict[str, Any] = {n: self.table.c[n] for n in names}
             values.update(self._shared(shared))
-            where = (self.match, *self.narrowing, *self.where)
+            equal = [self.target.c[n] == self.table.c[n] for n in same]
+            where = (self.match, *self.narrowing, *self.where, *equal)
             stmt = self._statements[key] = sa.update(self.target).where(*where).values(values)
         return conn.execute(stmt, self._bind(shared)).rowcount
+
+    def images(self, conn: Connection) -> dict[int, Row]:
+        """Row number -> the table row holding that staged row's key, locked until the end."""
+        stmt = self._statements.get(("images",))
+        if stmt is None:
+            on = sa.and_(self.match, *self.narrowing, *self.where)
+            number = self.table.c[ROW_NUMBER]
+            stmt = sa.select(number, *self.target.c).join_from(self.table, self.target, on)
+            stmt = self._statements[("images",)] = stmt.with_for_update()
+        found = {}
+        for row in conn.execute(stmt, self._params).mappings():
+            image = dict(row)
+            found[image.pop(ROW_NUMBER)] = image
+        return found
 
     def insert_missing(self, conn: Connection, shared: Row) -> int:
         """Insert the staged rows whose key no row in scope holds; return how many."""
@@ -103,13 +126,19 @@ class Stage:
         return conn.execute(stmt, self._bind(shared)).rowcount
 
     def upsert(
-        self, conn: Connection, names: tuple[str, ...], shared: Row, touched: Row, pk: str
+        self,
+        conn: Connection,
+        names: tuple[str, ...],
+        shared: Row,
+        touched: Row,
+        pk: str,
+        unique: UniqueKey,
     ) -> list[Any]:
         """Insert the staged rows, updating ``names`` of rows whose key is taken (PostgreSQL).
 
-        One ``INSERT ... ON CONFLICT DO UPDATE``: the conflicts are found through the unique
-        index rather than a join. Returns each written row's key, primary key and whether it
-        was inserted (a row PostgreSQL inserted has no ``xmax``).
+        One ``INSERT ... ON CONFLICT DO UPDATE`` on the ``unique`` index: the conflicts are
+        found through the index rather than a join. Returns each written row's key, primary
+        key and whether it was inserted (a row PostgreSQL inserted has no ``xmax``).
         """
         key = ("upsert", names, tuple(shared), tuple(touched))
         stmt = self._statements.get(key)
@@ -122,7 +151,8 @@ class Stage:
             changes.update(self._shared(touched, "_touched_"))
             keys = [self.target.c[k] for k in self.keys]
             stmt = insert.on_conflict_do_update(
-                index_elements=keys,
+                index_elements=unique.columns,
+                index_where=unique.where,
                 set_=changes,
                 where=sa.and_(*self.where) if self.where else None,
             ).returning(*keys, self.target.c[pk], sa.literal_column("xmax = 0"))

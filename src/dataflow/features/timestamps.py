@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import sqlalchemy as sa
+
 from dataflow.features.base import Feature, Scope
 from dataflow.models.spec import FieldSpec
 from dataflow.models.types import FIELD_TYPES
@@ -18,5 +20,5 @@ class Timestamps(Feature):
     def insert_values(self, scope: Scope, now: dt.datetime) -> dict[str, Any]:
         return {"created_at": now, "updated_at": now}
 
-    def update_values(self, scope: Scope, now: dt.datetime) -> dict[str, Any]:
+    def update_values(self, table: sa.Table, scope: Scope, now: dt.datetime) -> dict[str, Any]:
         return {"updated_at": now}

@@ -9,7 +9,7 @@ import typing
 from typing import Any
 
 from dataflow.errors import ModelDefinitionError
-from dataflow.features import Feature, Timestamps
+from dataflow.features.catalog import Defaults, check_options, model_features
 from dataflow.models.relations import declared_relations
 from dataflow.models.spec import FieldSpec, IndexSpec, ModelSpec
 from dataflow.models.types import FIELD_TYPES, FieldType
@@ -18,10 +18,6 @@ from kailash.nodes.base import MISSING
 #: Names the generated nodes use as parameters; a field cannot take them.
 RESERVED = frozenset({"input"})
 TIMESTAMPS = ("created_at", "updated_at")
-
-#: ``__dataflow__`` keys: all are known; the ones not listed in IMPLEMENTED_OPTIONS are refused.
-KNOWN_OPTIONS = frozenset({"multi_tenant", "soft_delete", "versioned", "audit_log", "encryption"})
-IMPLEMENTED_OPTIONS: frozenset[str] = frozenset()
 
 
 def table_name_for(class_name: str) -> str:
@@ -61,24 +57,6 @@ def _field_type(model: str, name: str, annotation: Any) -> tuple[FieldType, bool
     return field_type, nullable
 
 
-def _options(cls: type) -> dict[str, Any]:
-    options = getattr(cls, "__dataflow__", None) or {}
-    if not isinstance(options, dict):
-        raise ModelDefinitionError(f"{cls.__name__}.__dataflow__ must be a dict")
-    for key in options:
-        if key not in KNOWN_OPTIONS:
-            raise ModelDefinitionError(
-                f"{cls.__name__}.__dataflow__: unknown option '{key}'. Known options: "
-                f"{', '.join(sorted(KNOWN_OPTIONS))}"
-            )
-        if key not in IMPLEMENTED_OPTIONS and options[key]:
-            raise ModelDefinitionError(
-                f"{cls.__name__}.__dataflow__: option '{key}' is not available in this "
-                "release; remove it rather than rely on it"
-            )
-    return dict(options)
-
-
 def _indexes(cls: type, fields: dict[str, FieldSpec], table: str) -> list[IndexSpec]:
     raw = getattr(cls, "__indexes__", None) or []
     if not isinstance(raw, list | tuple):
@@ -109,8 +87,11 @@ def _indexes(cls: type, fields: dict[str, FieldSpec], table: str) -> list[IndexS
     return result
 
 
-def parse_model(cls: type) -> ModelSpec:
-    """Read a class's annotations, defaults and dunder options into a ModelSpec."""
+def parse_model(cls: type, defaults: Defaults = Defaults()) -> ModelSpec:
+    """Read a class's annotations, defaults and dunder options into a ModelSpec.
+
+    ``defaults`` are the DataFlow's options for the ``__dataflow__`` keys a model leaves out.
+    """
     if not isinstance(cls, type):
         raise ModelDefinitionError(f"@db.model decorates a class, got {cls!r}")
     model = cls.__name__
@@ -168,9 +149,15 @@ def parse_model(cls: type) -> ModelSpec:
     for name, spec in declared.items():
         if name not in TIMESTAMPS:
             fields[name] = spec
-    features: list[Feature] = [Timestamps()]
+    options = check_options(model, getattr(cls, "__dataflow__", None))
+    features = model_features(model, options, defaults)
     for feature in features:
         for extra in feature.fields():
+            if extra.name in fields:
+                raise ModelDefinitionError(
+                    f"{model}.{extra.name}: the '{feature.option}' option adds '{extra.name}' "
+                    "itself; remove the field from the class"
+                )
             fields[extra.name] = extra
 
     table_name = cls.__dict__.get("__tablename__") or table_name_for(model)
@@ -178,7 +165,6 @@ def parse_model(cls: type) -> ModelSpec:
         raise ModelDefinitionError(
             f"{model}.__tablename__ must be a plain identifier, got {table_name!r}"
         )
-    options = _options(cls)
     indexes = _indexes(cls, fields, table_name)
     return ModelSpec(
         model,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from dataflow.models.types import FieldType
 from kailash.nodes.base import MISSING
@@ -13,6 +13,8 @@ if TYPE_CHECKING:
 
     from dataflow.features.base import Feature
     from dataflow.models.relations import Relation
+
+F = TypeVar("F", bound="Feature")
 
 
 @dataclass(slots=True)
@@ -27,6 +29,8 @@ class FieldSpec:
     autoincrement: bool = False
     #: Maintained by DataFlow (timestamps and feature columns); users do not write it.
     managed: bool = False
+    #: Gets an index of its own (``ix_<table>_<field>``).
+    indexed: bool = False
 
     @property
     def has_default(self) -> bool:
@@ -89,6 +93,10 @@ class ModelSpec:
     def unique_sets(self) -> list[tuple[str, ...]]:
         """Field sets that identify a row: the primary key and each unique index."""
         return [(self.primary_key,)] + [i.fields for i in self.indexes if i.unique]
+
+    def feature(self, kind: type[F]) -> F | None:
+        """The model's feature of this class, if the model has it."""
+        return next((f for f in self.features if isinstance(f, kind)), None)
 
     @property
     def t(self) -> sa.Table:

@@ -13,6 +13,7 @@ from dataflow.nodes.crud import ModelNode
 from dataflow.query.aggregate import Aggregation, check_measures
 
 if TYPE_CHECKING:
+    from dataflow.features.base import Scope
     from dataflow.query.filters import Filter
 
 #: Parameters that shape the query together; checked as one once all are known.
@@ -70,7 +71,8 @@ class AggregateNode(ModelNode):
         checked = super().check(node_id, inputs, partial)
         if partial:
             return checked
-        return {"filter": checked.get("filter"), "plan": cls.plan(node_id, checked)}
+        rest = {k: v for k, v in checked.items() if k not in _PLAN}
+        return {**rest, "plan": cls.plan(node_id, checked)}
 
     @classmethod
     def validate_config(
@@ -80,8 +82,10 @@ class AggregateNode(ModelNode):
         if not connected & set(_PLAN):
             cls.plan(node_id, cls.check(node_id, config, partial=True))
 
-    def run(self, plan: Aggregation, filter: Filter | None = None) -> dict[str, Any]:
+    def run(
+        self, _scope: Scope, plan: Aggregation, filter: Filter | None = None
+    ) -> dict[str, Any]:
         records = self.records()
-        with self.dataflow.connection(self.label(self.node_id), write=False) as conn:
-            rows = records.aggregate(conn, self.scope(), filter, plan)
+        with self.connect(_scope, write=False) as conn:
+            rows = records.aggregate(conn, _scope, filter, plan)
         return {"records": rows, "count": len(rows)}

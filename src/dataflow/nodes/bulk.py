@@ -16,6 +16,8 @@ import sqlalchemy as sa
 from dataflow.bulk.changes import Change, delete_where, update_checker, update_where
 from dataflow.bulk.rows import BadRow, RowChecker
 from dataflow.bulk.run import BulkRun, Mode, Outcome, Plan
+from dataflow.features.tenancy import check_tenant
+from dataflow.features.versioning import Versioning, check_version
 from dataflow.models.spec import ModelSpec
 from dataflow.models.types import Refused
 from dataflow.nodes.base import (
@@ -27,7 +29,7 @@ from dataflow.nodes.base import (
     check_optional_count,
     check_positive,
 )
-from dataflow.nodes.crud import ModelNode
+from dataflow.nodes.crud import ModelNode, delete_mode
 from kailash.nodes.base import find_template
 
 if TYPE_CHECKING:
@@ -87,12 +89,17 @@ class BulkNode(ModelNode):
             cls.check(node_id, {"data": config["data"]}, partial=True)
 
     def write(
-        self, mode: Mode, data: Iterable[Any], batch_size: int | None, **options: Any
+        self,
+        scope: Scope,
+        mode: Mode,
+        data: Iterable[Any],
+        batch_size: int | None,
+        **options: Any,
     ) -> Outcome:
         size = batch_size or self.dataflow.config.bulk_batch_size or 1000
         rows = self.checks["data"].rows  # type: ignore[attr-defined]
         plan = Plan(mode, rows, batch_size=size, **options)
-        run = BulkRun(self.dataflow, self.records(), self.scope(), plan, self._bad_row)
+        run = BulkRun(self.dataflow, self.records(), scope, plan, self._bad_row)
         return run.run(data)
 
     def _bad_row(self, bad: BadRow) -> Exception:
@@ -137,6 +144,7 @@ _MODES: dict[str, Mode] = {"error": "insert", "skip": "skip", "upsert": "upsert"
 class BulkCreateNode(BulkNode):
     def run(
         self,
+        _scope: Scope,
         data: Iterable[Any],
         batch_size: int | None = None,
         conflict_resolution: str = "error",
@@ -147,6 +155,8 @@ class BulkCreateNode(BulkNode):
     ) -> dict[str, Any]:
         mode = _MODES[conflict_resolution]
         keys: tuple[str, ...] = ()
+        if mode == "upsert":
+            self.refuse_unversioned("conflict_resolution 'upsert'", "conflict_resolution")
         if mode != "insert":
             keys, data = self.conflict_keys(data, conflict_on)
         elif conflict_on:
@@ -157,6 +167,7 @@ class BulkCreateNode(BulkNode):
                 param="conflict_on",
             )
         outcome = self.write(
+            _scope,
             mode,
             data,
             batch_size,
@@ -174,6 +185,7 @@ class BulkCreateNode(BulkNode):
 class BulkUpsertNode(BulkNode):
     def run(
         self,
+        _scope: Scope,
         data: Iterable[Any],
         conflict_on: list[str] | None = None,
         update_fields: list[str] | None = None,
@@ -181,9 +193,11 @@ class BulkUpsertNode(BulkNode):
         atomic: bool = True,
         progress: Any = False,
     ) -> dict[str, Any]:
+        self.refuse_unversioned("an upsert")
         keys, data = self.conflict_keys(data, conflict_on)
         allowed = frozenset(update_fields) if update_fields is not None else None
         outcome = self.write(
+            _scope,
             "upsert",
             data,
             batch_size,
@@ -198,6 +212,7 @@ class BulkUpsertNode(BulkNode):
 class BulkUpdateNode(BulkNode):
     def run(
         self,
+        _scope: Scope,
         filter: Filter | None = None,
         update: dict[str, Change] | None = None,
         data: Iterable[Any] | None = None,
@@ -215,7 +230,9 @@ class BulkUpdateNode(BulkNode):
                         "id and values. Give either filter + update, or data.",
                         param=name,
                     )
-            outcome = self.write("update", data, batch_size, atomic=atomic, progress=progress)
+            outcome = self.write(
+                _scope, "update", data, batch_size, atomic=atomic, progress=progress
+            )
             return _report(outcome, atomic, "processed", "updated")
         if update is None or filter is None:
             name = "update" if update is None else "filter"
@@ -225,18 +242,19 @@ class BulkUpdateNode(BulkNode):
                 "row), or 'data' rows that carry their id",
                 param=name,
             )
+        self.refuse_unversioned("an update by filter", "filter")
         records = self.records()
-        scope = self.scope()
-        with self.dataflow.connection(self.label(self.node_id)) as conn:
-            updated = update_where(conn, records, scope, _where(filter, scope), update, limit)
+        with self.connect(_scope) as conn:
+            updated = update_where(conn, records, _scope, _where(filter, _scope), update, limit)
         return {"processed": updated, "updated": updated}
 
 
 class BulkDeleteNode(ModelNode):
     def run(
         self,
+        _scope: Scope,
         filter: Filter | None = None,
-        soft_delete: bool = False,
+        soft_delete: bool | None = None,
         confirmation_required: bool = True,
         confirm_all: bool = False,
     ) -> dict[str, Any]:
@@ -246,17 +264,26 @@ class BulkDeleteNode(ModelNode):
                 "an empty filter would delete every row; pass confirm_all=True to mean it",
                 param="filter",
             )
+        soft = delete_mode(self, _scope, soft_delete)
         records = self.records()
-        scope = self.scope()
-        with self.dataflow.connection(self.label(self.node_id)) as conn:
-            deleted = delete_where(conn, records, scope, _where(filter, scope))
-        return {"processed": deleted, "deleted": deleted, "soft": False}
+        with self.connect(_scope) as conn:
+            deleted = delete_where(conn, records, _scope, _where(filter, _scope), soft)
+        return {"processed": deleted, "deleted": deleted, "soft": soft}
 
 
 def checks(
-    spec: ModelSpec, values: Mapping[str, Checker], filter_check: Checker
+    spec: ModelSpec,
+    values: Mapping[str, Checker],
+    filter_check: Checker,
+    reads: Mapping[str, Checker],
+    writes: Mapping[str, Checker],
+    soft: bool,
 ) -> list[tuple[str, type[DataFlowNode], dict[str, Checker]]]:
-    """Each bulk node's name, base class and parameter checks."""
+    """Each bulk node's name, base class and parameter checks.
+
+    ``reads`` and ``writes`` check the parameters that say whom a read or a write acts for;
+    ``soft`` says whether the model soft-deletes.
+    """
     from dataflow.nodes.generated import _conflict_checker, _soft_delete_checker
 
     pk = spec.primary_key
@@ -266,10 +293,22 @@ def checks(
         "batch_size": check_positive,
         "atomic": check_bool,
         "progress": check_progress,
+        **writes,
     }
-    create_rows = RowsParam(RowChecker(spec, values, spec.required))
+    # Rows may repeat the operation's tenant, and an update row name the version it read.
+    given = {"tenant_id": check_tenant} if "tenant_id" in reads else {}
+    versioning = spec.feature(Versioning)
+    update_given = {**given, "version": check_version} if versioning else given
+    key = (pk, "version") if versioning and versioning.require else (pk,)
+    create_rows = RowsParam(RowChecker(spec, {**values, **given}, spec.required))
     update_rows = RowsParam(
-        RowChecker(spec, values, (pk,), "fields (the id and the fields to change)", changes=True)
+        RowChecker(
+            spec,
+            {**values, **update_given},
+            key,
+            "fields (the id and the fields to change)",
+            changes=True,
+        )
     )
     return [
         (
@@ -302,6 +341,8 @@ def checks(
                 "soft_delete": _soft_delete_checker(spec),
                 "confirmation_required": check_bool,
                 "confirm_all": check_bool,
+                **({"include_deleted": check_bool} if soft else {}),
+                **writes,
             },
         ),
         (

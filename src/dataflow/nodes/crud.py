@@ -1,19 +1,28 @@
-"""Single-record and query nodes: Create, Read, Update, Delete, Upsert, List, Count."""
+"""Single-record and query nodes: Create, Read, Update, Delete, Restore, Upsert, List, Count."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from dataflow.errors import NotFoundError
+from dataflow.errors import NotFoundError, TenantIsolationError
 from dataflow.features.base import Scope
+from dataflow.features.tenancy import Tenancy, missing_tenant
+from dataflow.features.versioning import Versioning
 from dataflow.models.types import Refused
 from dataflow.nodes.base import DataFlowNode
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
     from dataflow.query.filters import Filter
     from dataflow.query.namespace import ModelNamespace
     from dataflow.query.sort import Cursor, Sort
     from dataflow.records import Records
+
+#: Parameters that say whom an operation acts for; they make its Scope, not its work.
+SCOPE_PARAMS = ("tenant_id", "actor", "include_deleted")
 
 
 class ModelNode(DataFlowNode):
@@ -22,17 +31,59 @@ class ModelNode(DataFlowNode):
     #: The model's names for filters and sorts, and its order when none is given.
     namespace: ClassVar[ModelNamespace]
     default_sort: ClassVar[Sort]
+    #: The model's tenancy, if it is multi-tenant.
+    tenancy: ClassVar[Tenancy | None] = None
 
     def records(self) -> Records:
         return self.dataflow.records(self.model.name)
 
-    def scope(self, include_deleted: bool = False) -> Scope:
-        """What this run of the node acts for (the features read it)."""
-        return Scope(self.label(self.node_id), include_deleted=include_deleted)
+    def prepare(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        checked = super().prepare(inputs)
+        tenant_id, actor, include_deleted = (checked.pop(name, None) for name in SCOPE_PARAMS)
+        checked["_scope"] = self.scope(tenant_id, actor, bool(include_deleted))
+        return checked
 
-    def not_found(self, pk: Any) -> NotFoundError:
+    def scope(self, tenant_id: Any = None, actor: Any = None, include_deleted: bool = False) -> Scope:
+        """What this run of the node acts for (the features read it).
+
+        The tenant is the node's ``tenant_id`` (a run parameter arrives as one), else the one
+        bound with ``db.tenant()``; the two may not disagree. Likewise the actor.
+        """
+        db = self.dataflow
+        label = self.label(self.node_id)
+        bound = db.bound_tenant.get()
+        if tenant_id is not None and bound is not None and tenant_id != bound:
+            raise TenantIsolationError(
+                f"{label}: tenant_id {tenant_id!r} is not the tenant {bound!r} bound with "
+                "db.tenant(); an operation acts for one tenant"
+            )
+        tenant = bound if tenant_id is None else tenant_id
+        tenancy = self.tenancy
+        if tenant is None and tenancy is not None and tenancy.strict:
+            raise missing_tenant(label, self.model.name)
+        actor = db.bound_actor.get() if actor is None else actor
+        return Scope(label, include_deleted=include_deleted, tenant_id=tenant, actor=actor)
+
+    @contextmanager
+    def connect(self, scope: Scope, write: bool = True) -> Iterator[Connection]:
+        """A transactional connection acting for ``scope``."""
+        with self.dataflow.connection(scope.label, write, scope) as conn:
+            yield conn
+
+    def refuse_unversioned(self, what: str, param: str | None = None) -> None:
+        """Refuse a write that cannot name versions, on a model whose updates must."""
+        versioning = self.model.feature(Versioning)
+        if versioning is not None and versioning.require:
+            raise self.refuse(
+                self.node_id,
+                f"{self.model.name} requires every update to name the version it read, which "
+                f"{what} cannot; update records by id with their version",
+                param=param,
+            )
+
+    def not_found(self, pk: Any, what: str = "") -> NotFoundError:
         return NotFoundError(
-            f"{self.label(self.node_id)}: no {self.model.name} with id {pk!r}",
+            f"{self.label(self.node_id)}: no {what}{self.model.name} with id {pk!r}",
             model=self.model.name,
             record_id=pk,
         )
@@ -50,19 +101,17 @@ class ModelNode(DataFlowNode):
 
 
 class CreateNode(ModelNode):
-    def run(self, **values: Any) -> dict[str, Any]:
+    def run(self, _scope: Scope, **values: Any) -> dict[str, Any]:
         records = self.records()
-        with self.dataflow.connection(self.label(self.node_id)) as conn:
-            return records.insert(conn, values, self.scope())
+        with self.connect(_scope) as conn:
+            return records.insert(conn, values, _scope)
 
 
 class ReadNode(ModelNode):
-    def run(
-        self, id: Any, raise_on_not_found: bool = True, include_deleted: bool = False
-    ) -> dict[str, Any]:
+    def run(self, _scope: Scope, id: Any, raise_on_not_found: bool = True) -> dict[str, Any]:
         records = self.records()
-        with self.dataflow.connection(self.label(self.node_id), write=False) as conn:
-            found = records.get(conn, id, self.scope(include_deleted))
+        with self.connect(_scope, write=False) as conn:
+            found = records.get(conn, id, _scope)
         if found is None:
             if raise_on_not_found:
                 raise self.not_found(id)
@@ -71,31 +120,64 @@ class ReadNode(ModelNode):
 
 
 class UpdateNode(ModelNode):
-    def run(self, id: Any, **values: Any) -> dict[str, Any]:
+    def run(
+        self, _scope: Scope, id: Any, version: int | None = None, **values: Any
+    ) -> dict[str, Any]:
+        records = self.records()
+        if records.versioning is None and version is not None:
+            values["version"] = version  # a field of the model that happens to be called so
+            version = None
         if not values:
             raise self.refuse(
                 self.node_id,
                 f"nothing to update; pass at least one of: {', '.join(self.model.user_fields)}",
             )
-        records = self.records()
-        with self.dataflow.connection(self.label(self.node_id)) as conn:
-            found = records.update(conn, id, values, self.scope())
+        with self.connect(_scope) as conn:
+            found = records.update(conn, id, values, _scope, version)
             if found is None:
                 raise self.not_found(id)
         return found
 
 
 class DeleteNode(ModelNode):
-    def run(self, id: Any, soft_delete: bool = False) -> dict[str, Any]:
+    def run(self, _scope: Scope, id: Any, soft_delete: bool | None = None) -> dict[str, Any]:
+        soft = delete_mode(self, _scope, soft_delete)
         records = self.records()
-        with self.dataflow.connection(self.label(self.node_id)) as conn:
-            if not records.delete(conn, id, self.scope()):
+        with self.connect(_scope) as conn:
+            if not records.delete(conn, id, _scope, soft):
                 raise self.not_found(id)
-        return {"id": id, "deleted": True, "soft": False}
+        return {"id": id, "deleted": True, "soft": soft}
+
+
+def delete_mode(node: ModelNode, scope: Scope, soft_delete: bool | None) -> bool:
+    """Whether a delete is soft: as asked, else the model's setting."""
+    soft = node.records().soft_delete is not None if soft_delete is None else soft_delete
+    if soft and scope.include_deleted:
+        raise node.refuse(
+            node.node_id,
+            "include_deleted reaches soft-deleted rows, which only a hard delete removes; pass "
+            "soft_delete=False with it",
+            param="include_deleted",
+        )
+    return soft
+
+
+class RestoreNode(ModelNode):
+    """Brings a soft-deleted record back; a record that is not deleted is returned as it is."""
+
+    def run(self, _scope: Scope, id: Any) -> dict[str, Any]:
+        records = self.records()
+        with self.connect(_scope) as conn:
+            found = records.restore(conn, id, _scope)
+        if found is None:
+            raise self.not_found(id)
+        return found
 
 
 class UpsertNode(ModelNode):
-    def run(self, conflict_on: list[str] | None = None, **values: Any) -> dict[str, Any]:
+    def run(
+        self, _scope: Scope, conflict_on: list[str] | None = None, **values: Any
+    ) -> dict[str, Any]:
         conflict_on = conflict_on or self._default_conflict(values)
         missing = [n for n in conflict_on if n not in values]
         if missing:
@@ -111,9 +193,10 @@ class UpsertNode(ModelNode):
                 f"missing required field(s) {', '.join(absent)}: an upsert may insert",
                 param=absent[0],
             )
+        self.refuse_unversioned("an upsert")
         records = self.records()
-        with self.dataflow.connection(self.label(self.node_id)) as conn:
-            return records.upsert(conn, values, conflict_on, self.scope())
+        with self.connect(_scope) as conn:
+            return records.upsert(conn, values, conflict_on, _scope)
 
     def _default_conflict(self, values: dict[str, Any]) -> list[str]:
         for fields in self.model.unique_sets:
@@ -130,6 +213,7 @@ class UpsertNode(ModelNode):
 class ListNode(ModelNode):
     def run(
         self,
+        _scope: Scope,
         filter: Filter | None = None,
         sort: Sort | None = None,
         limit: int | None = None,
@@ -137,11 +221,9 @@ class ListNode(ModelNode):
         after: Cursor | None = None,
         fields: list[str] | None = None,
         count_total: bool = False,
-        include_deleted: bool = False,
     ) -> dict[str, Any]:
         records = self.records()
         sort = sort or self.default_sort
-        scope = self.scope(include_deleted)
         resume = None
         if after is not None:
             try:
@@ -154,11 +236,11 @@ class ListNode(ModelNode):
         hidden = [n for n in sort.names if n not in fields] if fields else []
         columns = [*fields, *hidden] if fields else None
         fetch = None if limit is None else limit + 1  # one more tells whether a page follows
-        with self.dataflow.connection(self.label(self.node_id), write=False) as conn:
+        with self.connect(_scope, write=False) as conn:
             rows = records.select(
-                conn, scope, filter, sort.order_by, fetch, offset, columns, resume
+                conn, _scope, filter, sort.order_by, fetch, offset, columns, resume
             )
-            total = records.count(conn, scope, filter) if count_total else None
+            total = records.count(conn, _scope, filter) if count_total else None
         next_cursor = None
         if limit is not None and len(rows) > limit:
             del rows[limit:]
@@ -178,7 +260,7 @@ class ListNode(ModelNode):
 
 
 class CountNode(ModelNode):
-    def run(self, filter: Filter | None = None) -> dict[str, Any]:
+    def run(self, _scope: Scope, filter: Filter | None = None) -> dict[str, Any]:
         records = self.records()
-        with self.dataflow.connection(self.label(self.node_id), write=False) as conn:
-            return {"count": records.count(conn, self.scope(), filter)}
+        with self.connect(_scope, write=False) as conn:
+            return {"count": records.count(conn, _scope, filter)}

@@ -5,10 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from dataflow.features.audit import Audit
+from dataflow.features.context import check_actor
+from dataflow.features.soft_delete import SoftDelete
+from dataflow.features.tenancy import Tenancy, check_tenant
+from dataflow.features.versioning import Versioning, check_version
 from dataflow.models.spec import FieldSpec, ModelSpec
 from dataflow.models.types import Refused
 from dataflow.nodes import bulk, crud
 from dataflow.nodes.aggregate import AggregateNode, aggregate_checks
+from dataflow.nodes.audit import AuditNode, check_actions, check_date_range
 from dataflow.nodes.base import (
     Checker,
     DataFlowNode,
@@ -67,7 +73,7 @@ def _conflict_checker(spec: ModelSpec) -> Checker:
 def _soft_delete_checker(spec: ModelSpec) -> Checker:
     def check(value: Any) -> bool:
         value = check_bool(value)
-        if value and not spec.options.get("soft_delete"):
+        if value and spec.feature(SoftDelete) is None:
             raise Refused(
                 f"False: {spec.name} has no soft delete; add 'soft_delete': True to its "
                 "__dataflow__ to keep deleted rows"
@@ -95,6 +101,14 @@ def generate_nodes(db: DataFlow, spec: ModelSpec) -> list[type[DataFlowNode]]:
     namespace = ModelNamespace(db, spec)
     by_pk = [namespace.operands[spec.primary_key]]
     filter_check = _filter_checker(namespace)
+    tenancy = spec.feature(Tenancy)
+    versioning = spec.feature(Versioning)
+    soft = spec.feature(SoftDelete) is not None
+    # Whom an operation acts for: every node of a tenant model takes its tenant, and the
+    # nodes that write an audited model take the actor the audit log names.
+    reads: dict[str, Checker] = {"tenant_id": check_tenant} if tenancy else {}
+    writes = {**reads, **({"actor": check_actor} if spec.feature(Audit) else {})}
+    hidden = {"include_deleted": check_bool}
     query: dict[str, Checker] = {
         "filter": filter_check,
         "sort": Memo(lambda value: compile_sort(namespace, value, by_pk)),
@@ -103,31 +117,67 @@ def generate_nodes(db: DataFlow, spec: ModelSpec) -> list[type[DataFlowNode]]:
         "after": decode_cursor,
         "fields": check_names(spec.fields),
         "count_total": check_bool,
-        "include_deleted": check_bool,
+        **hidden,
+        **reads,
     }
-    bulk_checks = bulk.checks(spec, values, filter_check)
+    versions = {"version": check_version} if versioning else {}
+    must_version = ("version",) if versioning and versioning.require else ()
+    bulk_checks = bulk.checks(spec, values, filter_check, reads, writes, soft)
 
     table: list[tuple[str, type[DataFlowNode], dict[str, Checker], tuple[str, ...]]] = [
-        ("Create", crud.CreateNode, values, tuple(spec.required)),
+        ("Create", crud.CreateNode, {**values, **writes}, tuple(spec.required)),
         (
             "Read",
             crud.ReadNode,
-            {"id": pk_check, "raise_on_not_found": check_bool, "include_deleted": check_bool},
+            {"id": pk_check, "raise_on_not_found": check_bool, **hidden, **reads},
             ("id",),
         ),
-        ("Update", crud.UpdateNode, {"id": pk_check, **changes}, ("id",)),
+        (
+            "Update",
+            crud.UpdateNode,
+            {"id": pk_check, **changes, **versions, **writes},
+            ("id", *must_version),
+        ),
         (
             "Delete",
             crud.DeleteNode,
-            {"id": pk_check, "soft_delete": _soft_delete_checker(spec)},
+            {
+                "id": pk_check,
+                "soft_delete": _soft_delete_checker(spec),
+                **(hidden if soft else {}),
+                **writes,
+            },
             ("id",),
         ),
-        ("Upsert", crud.UpsertNode, {**values, "conflict_on": _conflict_checker(spec)}, ()),
+        (
+            "Upsert",
+            crud.UpsertNode,
+            {**values, "conflict_on": _conflict_checker(spec), **writes},
+            (),
+        ),
         ("List", crud.ListNode, query, ()),
-        ("Count", crud.CountNode, {"filter": filter_check}, ()),
-        ("Aggregate", AggregateNode, aggregate_checks(spec, filter_check), ()),
+        ("Count", crud.CountNode, {"filter": filter_check, **hidden, **reads}, ()),
+        (
+            "Aggregate",
+            AggregateNode,
+            {**aggregate_checks(spec, filter_check), **hidden, **reads},
+            (),
+        ),
         *((name, cls, checks, ()) for name, cls, checks in bulk_checks),
     ]
+    if soft:
+        table.append(("Restore", crud.RestoreNode, {"id": pk_check, **writes}, ("id",)))
+    if spec.feature(Audit):
+        audit_checks = {
+            "record_id": pk_check,
+            "action_type": check_actions,
+            "date_range": check_date_range,
+            "limit": check_optional_count,
+            "offset": check_count,
+            "count_total": check_bool,
+            **reads,
+        }
+        table.append(("Audit", AuditNode, audit_checks, ()))
     classes = []
     for op, base, checks, required in table:
         name = f"{spec.name}{op}Node"
@@ -138,6 +188,7 @@ def generate_nodes(db: DataFlow, spec: ModelSpec) -> list[type[DataFlowNode]]:
             "default_sort": compile_sort(namespace, None, by_pk),
             "checks": checks,
             "required_params": required,
+            "tenancy": tenancy,
             "parameters": _params(checks, spec, required),
             "type_name": name,
             "__doc__": f"{op} for the {spec.name} model ({spec.table_name}).",

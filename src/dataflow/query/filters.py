@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from dataflow.errors import InvalidFilterError
+from dataflow.features.tenancy import filter_tenant
 from dataflow.query import operators
 from dataflow.query.namespace import Hop, Namespace, Operand
 from dataflow.query.operators import refused, suggest
@@ -66,8 +67,23 @@ class _Through:
         return ~found if self.negate else found
 
 
+@dataclass(frozen=True, slots=True)
+class _Tenant:
+    """``tenant_id`` of a multi-tenant model: it may only name the operation's own tenant."""
+
+    column: sa.ColumnElement[Any]
+    named: str
+    at: str
+    negate: bool
+
+    def sql(self, scope: Scope) -> Clause:
+        if filter_tenant(scope, self.named, self.at) is None:  # every tenant: an ordinary test
+            return self.column != self.named if self.negate else self.column == self.named
+        return sa.false() if self.negate else sa.true()
+
+
 #: One compiled condition; ``sql(scope)`` is its clause.
-_Part = _Fixed | _Join | _Through
+_Part = _Fixed | _Join | _Through | _Tenant
 
 
 def _combine(parts: list[_Part], conjunction: bool) -> _Part:
@@ -129,6 +145,8 @@ def _entry(ns: Namespace, key: Any, value: Any, at: str, negate: bool) -> _Part:
     if key.startswith("$"):
         return _logical(ns, key, value, at, negate)
     operand = ns.operand(key)
+    if operand is not None and key == ns.tenant_key:
+        return _tenant(operand, value, at, negate)
     if operand is not None:
         return _Fixed(_field(ns.dialect, operand, value, at, negate))
     hop = ns.hop(key)
@@ -141,6 +159,18 @@ def _entry(ns: Namespace, key: Any, value: Any, at: str, negate: bool) -> _Part:
             )
         return _Through(hop, compile_filter(hop.target, value, at), negate)
     raise unknown_name(ns, key, at)
+
+
+def _tenant(operand: Operand, value: Any, at: str, negate: bool) -> _Tenant:
+    named = value.get("$eq") if isinstance(value, Mapping) and set(value) == {"$eq"} else value
+    if not isinstance(named, str):
+        raise refused(
+            at,
+            "tenant_id is the operation's tenant; a filter may name that tenant "
+            "({'tenant_id': 't1'}) or leave it out, with no other operator",
+            operand.name,
+        )
+    return _Tenant(operand.expr, named, at, negate)
 
 
 def unknown_name(ns: Namespace, name: str, at: str) -> InvalidFilterError:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from dataflow.features.tenancy import COLUMN, Tenancy
 from dataflow.models.relations import Relation, describe_missing
 from dataflow.models.spec import ModelSpec
 from dataflow.models.types import FieldType
@@ -29,6 +30,10 @@ class Operand:
 
 class Namespace:
     """The names one filter may use, on one backend."""
+
+    #: The column holding a multi-tenant model's tenant, which filters may only pin to the
+    #: operation's own tenant.
+    tenant_key: str | None = None
 
     def __init__(self, dialect: str, owner: str, operands: Mapping[str, Operand]) -> None:
         self.dialect = dialect
@@ -66,6 +71,8 @@ class ModelNamespace(Namespace):
         self.spec = spec
         self.table = spec.t if table is None else table
         super().__init__(dataflow.dialect, spec.name, model_operands(spec, self.table))
+        if spec.feature(Tenancy) is not None:
+            self.tenant_key = COLUMN
 
     def hop(self, name: str) -> Hop | None:
         relation = self.dataflow.relations(self.spec.name).get(name)

@@ -1,6 +1,9 @@
 """Bring the database in line with the models: create tables, add new nullable columns.
 
-Anything beyond additions is refused with the list of differences; migrations own it.
+Anything beyond additions is refused with the list of differences; migrations own it. The
+model's indexes are kept as the model defines them: a missing one is created, and one whose
+columns, uniqueness or partial predicate differ (a unique key that gained ``tenant_id``, or
+became partial with soft delete) is dropped and created again.
 """
 
 from __future__ import annotations
@@ -18,9 +21,9 @@ from dataflow.errors import MigrationError
 from dataflow.models.spec import ModelSpec
 
 
-def _describe(diff: Any) -> str:
+def _describe(diff: Any, spec: ModelSpec | None) -> str:
     if isinstance(diff, list):  # column modifications come grouped
-        return "; ".join(_describe(d) for d in diff)
+        return "; ".join(_describe(d, spec) for d in diff)
     kind = diff[0]
     if kind in ("modify_type", "modify_nullable", "modify_default"):
         _, _, table, column, _, old, new = diff
@@ -29,11 +32,19 @@ def _describe(diff: Any) -> str:
     if kind in ("add_column", "remove_column"):
         column = diff[3]
         verb = "missing from the table" if kind == "add_column" else "not in the model"
-        return f"column {diff[2]}.{column.name} is {verb}"
+        text = f"column {diff[2]}.{column.name} is {verb}"
+        options = {x.name: f.option for f in spec.features for x in f.fields()} if spec else {}
+        if kind == "add_column" and options.get(column.name):
+            text += (
+                f" (the '{options[column.name]}' option adds it, and the table's existing rows "
+                f"would need a value: add {column.name} to the table and fill it, then start "
+                "again)"
+            )
+        return text
     return " ".join(str(part) for part in diff)
 
 
-Plan = tuple[list[sa.Column[Any]], list[sa.Index], list[sa.ForeignKeyConstraint], list]
+Plan = tuple[list[sa.Column[Any]], list[sa.ForeignKeyConstraint], list]
 
 
 def _plan(conn: Connection, table: sa.Table) -> Plan:
@@ -45,7 +56,6 @@ def _plan(conn: Connection, table: sa.Table) -> Plan:
         },
     )
     add_columns: list[sa.Column[Any]] = []
-    add_indexes: list[sa.Index] = []
     add_keys: list[sa.ForeignKeyConstraint] = []
     refused: list = []
     for diff in compare_metadata(context, table.metadata):
@@ -56,28 +66,65 @@ def _plan(conn: Connection, table: sa.Table) -> Plan:
                 add_columns.append(table.c[column.name])
             else:
                 refused.append(diff)
-        elif kind == "add_index":
-            add_indexes.append(next(i for i in table.indexes if i.name == diff[1].name))
         elif kind == "add_fk":
             add_keys.append(diff[1])
-        elif kind in ("remove_index", "remove_fk", "remove_table", "add_table"):
-            continue  # indexes and keys made outside DataFlow are left alone
+        elif kind in (
+            "add_index",
+            "remove_index",
+            "add_constraint",
+            "remove_constraint",
+            "remove_fk",
+            "remove_table",
+            "add_table",
+        ):
+            # Indexes are compared by _index_plan (alembic does not see partial predicates);
+            # indexes and keys made outside DataFlow are left alone.
+            continue
         else:
             refused.append(diff)
-    return add_columns, add_indexes, add_keys, refused
+    return add_columns, add_keys, refused
+
+
+def _index_plan(conn: Connection, table: sa.Table) -> tuple[list[sa.Index], list[sa.Index]]:
+    """The model's indexes missing from the database, and those it has in another form."""
+    dialect = conn.dialect.name
+    found = {i["name"]: i for i in sa.inspect(conn).get_indexes(table.name)}
+    missing: list[sa.Index] = []
+    changed: list[sa.Index] = []
+    for index in sorted(table.indexes, key=lambda i: str(i.name)):
+        have = found.get(str(index.name))
+        if have is None:
+            missing.append(index)
+            continue
+        partial = index.dialect_kwargs.get(f"{dialect}_where") is not None
+        had_partial = bool((have.get("dialect_options") or {}).get(f"{dialect}_where"))
+        if (
+            list(have["column_names"]) != [c.name for c in index.columns]
+            or bool(have["unique"]) != bool(index.unique)
+            or had_partial != partial
+        ):
+            changed.append(index)
+    return missing, changed
 
 
 def sync_table(conn: Connection, spec: ModelSpec) -> list[str]:
     """Create the model's table, or add what the model added; return what was done."""
-    table = spec.t
+    done = sync(conn, spec.t, spec.name, spec)
+    for feature in spec.features:
+        done.extend(feature.sync(conn, spec.t))
+    return done
+
+
+def sync(conn: Connection, table: sa.Table, owner: str, spec: ModelSpec | None = None) -> list[str]:
+    """Create ``table`` or add what its definition added; ``owner`` names it in errors."""
     if not sa.inspect(conn).has_table(table.name):
         table.create(conn)
         return [f"created table {table.name}"]
-    add_columns, add_indexes, add_keys, refused = _plan(conn, table)
+    add_columns, add_keys, refused = _plan(conn, table)
     if refused:
         raise MigrationError(
-            f"{spec.name}: table '{table.name}' exists and differs from the model: "
-            + "; ".join(_describe(d) for d in refused)
+            f"{owner}: table '{table.name}' exists and differs from the model: "
+            + "; ".join(_describe(d, spec) for d in refused)
             + ". Only new nullable or defaulted columns are added automatically; change the "
             "model back or migrate the table."
         )
@@ -86,34 +133,37 @@ def sync_table(conn: Connection, spec: ModelSpec) -> list[str]:
     for column in add_columns:
         ops.add_column(table.name, column._copy())
         done.append(f"added column {table.name}.{column.name}")
-    for index in add_indexes:
-        ops.create_index(
-            index.name, table.name, [c.name for c in index.columns], unique=index.unique
-        )
-        done.append(f"created index {index.name}")
     for key in add_keys:
-        _add_foreign_key(conn, ops, spec, key)
+        _add_foreign_key(conn, ops, owner, table, key)
         done.append(f"added foreign key {key.name}")
+    # After the keys: SQLite adds one by copying the table, indexes and all.
+    missing, changed = _index_plan(conn, table)
+    for index in changed:
+        ops.drop_index(str(index.name), table_name=table.name)
+    for index in [*changed, *missing]:
+        index.create(conn)
+        verb = "recreated" if index in changed else "created"
+        done.append(f"{verb} index {index.name}")
     return done
 
 
 def _add_foreign_key(
-    conn: Connection, ops: Operations, spec: ModelSpec, key: sa.ForeignKeyConstraint
+    conn: Connection, ops: Operations, owner: str, table: sa.Table, key: sa.ForeignKeyConstraint
 ) -> None:
     """Add a relation's FOREIGN KEY to an existing table; its rows must all point somewhere."""
-    table = spec.t.name
+    name_of_table = table.name
     local = [c.name for c in key.columns]
     target = key.elements[0].column.table.name
     remote = [e.column.name for e in key.elements]
     name = str(key.name)
     refused = MigrationError(
-        f"{spec.name}: cannot add the foreign key {table}.{', '.join(local)} -> "
+        f"{owner}: cannot add the foreign key {name_of_table}.{', '.join(local)} -> "
         f"{target}.{', '.join(remote)}: some rows point at no {target} row. Fix those rows, "
         "or switch the relation off in __relations__."
     )
     if conn.dialect.name != "sqlite":
         try:
-            ops.create_foreign_key(name, table, target, local, remote)
+            ops.create_foreign_key(name, name_of_table, target, local, remote)
         except sa_exc.IntegrityError as exc:
             raise refused from exc
         return
@@ -123,7 +173,7 @@ def _add_foreign_key(
     if not conn.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
         conn.exec_driver_sql("BEGIN IMMEDIATE")
     conn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
-    with ops.batch_alter_table(table) as batch:
+    with ops.batch_alter_table(name_of_table) as batch:
         batch.create_foreign_key(name, target, local, remote)
-    if conn.exec_driver_sql(f'PRAGMA foreign_key_check("{table}")').first() is not None:
+    if conn.exec_driver_sql(f'PRAGMA foreign_key_check("{name_of_table}")').first() is not None:
         raise refused

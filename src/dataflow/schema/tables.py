@@ -43,23 +43,56 @@ def column_for(field: FieldSpec) -> sa.Column[Any]:
     return sa.Column(field.name, field.type.column(), **kwargs)
 
 
+def unique_fields(spec: ModelSpec, fields: tuple[str, ...]) -> tuple[str, ...]:
+    """The columns of a unique key as the database holds it: the features' key columns first.
+
+    The primary key stays as it is; every other unique key of a multi-tenant model starts
+    with ``tenant_id``, so each tenant has keys of its own.
+    """
+    if fields == (spec.primary_key,):
+        return fields
+    prefix = tuple(k for f in spec.features for k in f.key_fields() if k not in fields)
+    return (*prefix, *fields)
+
+
+def unique_where(spec: ModelSpec, table: sa.Table) -> sa.ColumnElement[bool] | None:
+    """The rows unique keys hold among (``deleted_at IS NULL`` with soft delete), if any.
+
+    It makes unique indexes partial on PostgreSQL and SQLite; MariaDB has no partial indexes.
+    """
+    clauses = [w for f in spec.features if (w := f.index_where(table)) is not None]
+    return sa.and_(*clauses) if clauses else None
+
+
 def build_table(spec: ModelSpec, metadata: sa.MetaData) -> sa.Table:
     """Create (or replace) the Table for ``spec`` in ``metadata``."""
     if spec.table_name in metadata.tables:
         metadata.remove(metadata.tables[spec.table_name])
     table = sa.Table(spec.table_name, metadata, *(column_for(f) for f in spec.fields.values()))
+    partial = unique_where(spec, table)
     for index in spec.indexes:
-        sa.Index(index.name, *(table.c[n] for n in index.fields), unique=index.unique)
+        names, options = index.fields, {}
+        if index.unique:
+            names = unique_fields(spec, names)
+            if partial is not None:
+                options = {"postgresql_where": partial, "sqlite_where": partial}
+        sa.Index(index.name, *(table.c[n] for n in names), unique=index.unique, **options)
+    for field in spec.fields.values():
+        if field.indexed:
+            sa.Index(short_name(f"ix_{table.name}_{field.name}"), table.c[field.name])
     spec.table = table
     return table
 
 
-def foreign_key_name(table: str, field: str) -> str:
-    """``fk_<table>_<field>``, shortened with a hash to fit every backend's 63-byte names."""
-    name = f"fk_{table}_{field}"
+def short_name(name: str) -> str:
+    """``name``, shortened with a hash to fit every backend's 63-byte names."""
     if len(name) <= 60:
         return name
     return f"{name[:51]}_{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+
+
+def foreign_key_name(table: str, field: str) -> str:
+    return short_name(f"fk_{table}_{field}")
 
 
 def link_foreign_key(spec: ModelSpec, field: str, target: ModelSpec) -> bool:

@@ -27,8 +27,9 @@ STRICT = ConfigDict(strict=True, extra="forbid")
 LAX = ConfigDict(extra="forbid")
 _TEXT_FORMS = (dt.datetime, dt.date, decimal.Decimal)
 _PLAIN = (str, int, float, bool, *_TEXT_FORMS)
-#: Parameters the caller never sends: ``input`` only orders nodes, the tenant comes from auth.
-HIDDEN = frozenset({"input", "tenant_id"})
+#: Parameters the caller never sends: ``input`` only orders nodes; the tenant and the actor
+#: (who the audit log says acted) come from auth.
+HIDDEN = frozenset({"input", "tenant_id", "actor"})
 
 
 def annotation(kind: Any, nullable: bool = False) -> Any:

@@ -265,8 +265,11 @@ class GatewayService:
         outcome = "error"
         try:
             workflow, parameters = build()
-            if caller.tenant_id is not None and _takes_tenant(workflow.nodes.values()):
+            if caller.tenant_id is not None and _takes("tenant_id", workflow.nodes.values()):
                 parameters["tenant_id"] = caller.tenant_id
+            subject = caller.principal.subject
+            if subject is not None and _takes("actor", workflow.nodes.values()):
+                parameters["actor"] = subject
             results = self.runtime.execute(workflow, parameters or None)
             outcome = "ok"
             return results
@@ -327,18 +330,19 @@ def _one_node(
     return builder.build(), {}
 
 
-def _takes_tenant(nodes: Iterable[Node]) -> bool:
-    return any("tenant_id" in type(node).parameters for node in nodes)
+def _takes(parameter: str, nodes: Iterable[Node]) -> bool:
+    return any(parameter in type(node).parameters for node in nodes)
 
 
 def _refuse_tenant(parameters: Mapping[str, Any]) -> None:
-    """Run parameters may not name a tenant: the caller's credentials or header do."""
+    """Run parameters may not name a tenant or an actor: the caller's credentials do."""
     for key, value in parameters.items():
-        if key == "tenant_id" or (isinstance(value, Mapping) and "tenant_id" in value):
-            raise GatewayError(
-                422,
-                "validation_error",
-                "tenant_id is bound from the tenant header or the credential's tenant claim; "
-                "leave it out of the request",
-                field=key,
-            )
+        for bound in ("tenant_id", "actor"):
+            if key == bound or (isinstance(value, Mapping) and bound in value):
+                raise GatewayError(
+                    422,
+                    "validation_error",
+                    f"{bound} is bound from the caller's credentials (and tenant header); "
+                    "leave it out of the request",
+                    field=key,
+                )
