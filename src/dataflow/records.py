@@ -304,10 +304,10 @@ class Records:
         stmt = sa.select(*self.columns, visible).where(*match).with_for_update()
         held = conn.execute(stmt).mappings().first()
         if held is None:
-            found = self._insert_row(conn, row, scope)
+            created = self._insert_row(conn, row, scope)
             if self.historians:
-                self.record(conn, scope, "create", [Image(found[self.pk.name], None, found)])
-            return found
+                self.record(conn, scope, "create", [Image(created[self.pk.name], None, created)])
+            return created
         if not held["_visible"]:
             raise self.outside(scope)
         old = {c.name: held[c.name] for c in self.columns}

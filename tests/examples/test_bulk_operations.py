@@ -1,18 +1,18 @@
 """The guide's "Bulk Operations (High Performance)" block, unchanged, on every backend.
 
 The block only adds three nodes to a workflow; each is then run as the guide wrote it. The
-third (a soft-delete cleanup filtered with ``$not``) needs the filter operators and the
-soft-delete option that are still to come, and is refused with an error saying so.
+third is a soft delete of the rows whose ``deleted_at`` is set: on a soft-delete model those
+rows are already deleted and hidden from every operation that does not ask for them, so it
+matches nothing and leaves them as they are.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 
-from dataflow import DataFlow, ValidationError
+from dataflow import DataFlow
 from kailash import LocalRuntime, WorkflowBuilder
 from tests.examples.guide import block, run_block
 
@@ -53,7 +53,7 @@ def test_the_bulk_block_runs_unchanged(url: str) -> None:
         name: str
         price: float
         category: str = "electronics"
-        deleted_at: Optional[dt.datetime] = None
+        __dataflow__ = {"soft_delete": True}
 
     workflow = RecordingBuilder()
     run_block(HEADING, {"workflow": workflow})
@@ -68,13 +68,27 @@ def test_the_bulk_block_runs_unchanged(url: str) -> None:
     prices = {r["name"]: r["price"] for r in _list(db)}
     assert prices == {"Product A": pytest.approx(90.0), "Product B": pytest.approx(180.0)}
 
-    with pytest.raises(ValidationError, match=r"cleanup.*(\$not|soft delete)"):
-        workflow.build()
+    deleted = imported["ids"][0]
+    run_alone(_delete(deleted), "delete")
+    cleanup = run_alone(workflow, "cleanup")
+    assert cleanup == {"processed": 0, "deleted": 0, "soft": True}
+    assert [r["name"] for r in _list(db)] == ["Product B"]
+    gone = _list(db, include_deleted=True)
+    assert [(r["id"], r["deleted_at"] is not None) for r in gone] == [
+        (deleted, True),
+        (imported["ids"][1], False),
+    ]
     db.close()
 
 
-def _list(db: DataFlow) -> list[dict[str, Any]]:
+def _delete(record_id: int) -> RecordingBuilder:
+    builder = RecordingBuilder()
+    builder.add_node("ProductDeleteNode", "delete", {"id": record_id})
+    return builder
+
+
+def _list(db: DataFlow, **params: Any) -> list[dict[str, Any]]:
     builder = WorkflowBuilder()
-    builder.add_node("ProductListNode", "list", {})
+    builder.add_node("ProductListNode", "list", params)
     results, _ = LocalRuntime().execute(builder.build())
     return results["list"]["records"]

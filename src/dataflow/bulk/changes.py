@@ -157,7 +157,10 @@ def _by_images(
             news = {row[pk.name]: dict(row) for row in conn.execute(stmt).mappings()}
         else:
             conn.execute(sa.update(table).where(keys).values(values))
-            news = {row[pk.name]: dict(row) for row in conn.execute(sa.select(table).where(keys)).mappings()}
+            news = {
+                row[pk.name]: dict(row)
+                for row in conn.execute(sa.select(table).where(keys)).mappings()
+            }
         images = [Image(old[pk.name], old, news.get(old[pk.name])) for old in part]
         records.record(conn, scope, action, images)
     return len(olds)

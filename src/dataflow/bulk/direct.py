@@ -47,7 +47,7 @@ class DirectUpsert:
         self.table = table
         self.keys = keys
         insert = sqlite.insert(table)
-        updates = {name: insert.excluded[name] for name in changes}
+        updates: dict[str, Any] = {name: insert.excluded[name] for name in changes}
         for name, value in touched.items():
             updates[name] = value if isinstance(value, sa.ClauseElement) else insert.excluded[name]
         self.insert = insert.on_conflict_do_update(

@@ -345,8 +345,7 @@ class BulkRun:
             strategy = "staged"
         # Updating straight from the new row needs every shared value to be one it has.
         if strategy == "direct" and all(
-            name in shared or isinstance(value, sa.ClauseElement)
-            for name, value in touched.items()
+            name in shared or isinstance(value, sa.ClauseElement) for name, value in touched.items()
         ):
             key = (names, changes, tuple(touched))
             direct = self._directs.get(key)

@@ -29,6 +29,10 @@ class Defaults:
     strict_tenancy: bool = True
 
 
+#: A DataFlow's options left as they are.
+NO_DEFAULTS = Defaults()
+
+
 def _flag(model: str, options: Mapping[str, Any], key: str, default: bool) -> bool:
     value = options.get(key, default)
     if not isinstance(value, bool):

@@ -100,7 +100,9 @@ def _tenant(scope: Scope) -> str:
 
 
 def missing_tenant(label: str, model: str) -> TenantIsolationError:
-    return TenantIsolationError(f"{label}: {model} is multi-tenant and this operation has no tenant. {_HOW}")
+    return TenantIsolationError(
+        f"{label}: {model} is multi-tenant and this operation has no tenant. {_HOW}"
+    )
 
 
 def filter_tenant(scope: Scope, named: Any, at: str) -> bool | None:

@@ -9,7 +9,7 @@ import typing
 from typing import Any
 
 from dataflow.errors import ModelDefinitionError
-from dataflow.features.catalog import Defaults, check_options, model_features
+from dataflow.features.catalog import NO_DEFAULTS, Defaults, check_options, model_features
 from dataflow.models.relations import declared_relations
 from dataflow.models.spec import FieldSpec, IndexSpec, ModelSpec
 from dataflow.models.types import FIELD_TYPES, FieldType
@@ -87,7 +87,7 @@ def _indexes(cls: type, fields: dict[str, FieldSpec], table: str) -> list[IndexS
     return result
 
 
-def parse_model(cls: type, defaults: Defaults = Defaults()) -> ModelSpec:
+def parse_model(cls: type, defaults: Defaults = NO_DEFAULTS) -> ModelSpec:
     """Read a class's annotations, defaults and dunder options into a ModelSpec.
 
     ``defaults`` are the DataFlow's options for the ``__dataflow__`` keys a model leaves out.

@@ -82,9 +82,7 @@ class AggregateNode(ModelNode):
         if not connected & set(_PLAN):
             cls.plan(node_id, cls.check(node_id, config, partial=True))
 
-    def run(
-        self, _scope: Scope, plan: Aggregation, filter: Filter | None = None
-    ) -> dict[str, Any]:
+    def run(self, _scope: Scope, plan: Aggregation, filter: Filter | None = None) -> dict[str, Any]:
         records = self.records()
         with self.connect(_scope, write=False) as conn:
             rows = records.aggregate(conn, _scope, filter, plan)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Mapping
 from typing import Any
@@ -28,10 +29,8 @@ def check_actions(value: Any) -> list[str]:
 def _instant(value: Any, name: str) -> tuple[dt.datetime, bool]:
     """A date_range bound as a UTC datetime, and whether it was a whole day (a date)."""
     if isinstance(value, str) and len(value.strip()) == 10:
-        try:
+        with contextlib.suppress(ValueError):  # not a date: a datetime string, or refused below
             value = dt.date.fromisoformat(value.strip())
-        except ValueError:
-            pass
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         return dt.datetime.combine(value, dt.time(), dt.UTC), True
     try:

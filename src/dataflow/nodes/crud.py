@@ -43,7 +43,9 @@ class ModelNode(DataFlowNode):
         checked["_scope"] = self.scope(tenant_id, actor, bool(include_deleted))
         return checked
 
-    def scope(self, tenant_id: Any = None, actor: Any = None, include_deleted: bool = False) -> Scope:
+    def scope(
+        self, tenant_id: Any = None, actor: Any = None, include_deleted: bool = False
+    ) -> Scope:
         """What this run of the node acts for (the features read it).
 
         The tenant is the node's ``tenant_id`` (a run parameter arrives as one), else the one

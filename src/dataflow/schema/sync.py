@@ -97,7 +97,7 @@ def _index_plan(conn: Connection, table: sa.Table) -> tuple[list[sa.Index], list
             missing.append(index)
             continue
         partial = index.dialect_kwargs.get(f"{dialect}_where") is not None
-        had_partial = bool((have.get("dialect_options") or {}).get(f"{dialect}_where"))
+        had_partial = (have.get("dialect_options") or {}).get(f"{dialect}_where") is not None
         if (
             list(have["column_names"]) != [c.name for c in index.columns]
             or bool(have["unique"]) != bool(index.unique)

@@ -71,7 +71,8 @@ def build_table(spec: ModelSpec, metadata: sa.MetaData) -> sa.Table:
     table = sa.Table(spec.table_name, metadata, *(column_for(f) for f in spec.fields.values()))
     partial = unique_where(spec, table)
     for index in spec.indexes:
-        names, options = index.fields, {}
+        names = index.fields
+        options: dict[str, Any] = {}
         if index.unique:
             names = unique_fields(spec, names)
             if partial is not None:

@@ -63,7 +63,10 @@ def test_single_writes_record_their_changes_tenant_and_actor(orders):
     assert update["changes"] == {"total": {"old": 5.0, "new": 7.5}}
     assert soft["changes"]["deleted_at"]["old"] is None
     assert dt.datetime.fromisoformat(soft["changes"]["deleted_at"]["new"])
-    assert list(restore["changes"]) == ["deleted_at"] and restore["changes"]["deleted_at"]["new"] is None
+    assert (
+        list(restore["changes"]) == ["deleted_at"]
+        and restore["changes"]["deleted_at"]["new"] is None
+    )
     assert upsert["changes"] == {"status": {"old": "pending", "new": "paid"}}
     assert delete["changes"]["ref"] == {"old": "a", "new": None}
     assert [r["actor"] for r in rows[:4]] == ["ann", None, None, "bob"]
@@ -81,7 +84,10 @@ def test_bulk_writes_record_every_row_they_change(orders):
     run_node("OrderBulkUpdateNode", {"data": [{"id": ids[4], "status": "paid"}], **T1})
     upserted = [{"ref": "r3", "total": 30.0}, {"ref": "r9", "total": 9.0}]
     run_node("OrderBulkUpsertNode", {"data": upserted, **T1})
-    run_node("OrderBulkCreateNode", {"data": [{"ref": "r2", "total": 0.0}], "conflict_resolution": "skip", **T1})
+    run_node(
+        "OrderBulkCreateNode",
+        {"data": [{"ref": "r2", "total": 0.0}], "conflict_resolution": "skip", **T1},
+    )
     run_node("OrderBulkDeleteNode", {"filter": {"ref": {"$in": ["r0", "r9"]}}, **T1})
     run_node(
         "OrderBulkDeleteNode",

@@ -109,9 +109,7 @@ def test_a_deleted_row_frees_its_unique_key_where_indexes_can_be_partial(shop, b
     assert created["id"] != shop["ann"]
     # An upsert meets the live row, never the deleted one; a restore would now clash.
     assert run_node("CustomerUpsertNode", upsert)["id"] == created["id"]
-    bulk = run_node(
-        "CustomerBulkUpsertNode", {"data": [{"name": "Ann bulk", "email": "ann@x"}]}
-    )
+    bulk = run_node("CustomerBulkUpsertNode", {"data": [{"name": "Ann bulk", "email": "ann@x"}]})
     assert (bulk["inserted"], bulk["updated"]) == (0, 1)
     assert isinstance(failure("CustomerRestoreNode", {"id": shop["ann"]}), IntegrityError)
     deleted = run_node("CustomerReadNode", {"id": shop["ann"], "include_deleted": True})

@@ -144,17 +144,21 @@ def test_unique_keys_are_per_tenant_and_upserts_only_meet_their_own_rows(shop):
         },
     )
     assert partial["updated"] == partial["inserted"] == 0 and partial["failed"][0]["row"] == 0
-    t2 = {r["email"]: r["name"] for r in run_node("CustomerListNode", {"tenant_id": "t2"})["records"]}
+    t2 = {
+        r["email"]: r["name"] for r in run_node("CustomerListNode", {"tenant_id": "t2"})["records"]
+    }
     assert t2 == {"ann@x": "Ann", "bob@x": "Bob t2"}
 
 
 def test_relation_filters_only_follow_rows_of_the_tenant(shop):
     # Both tenants have a customer named Ann; t1's orders of "Bob t2" do not exist.
-    found = run_node(
-        "OrderListNode", {"filter": {"customer": {"name": "Ann"}}, "tenant_id": "t1"}
-    )["records"]
+    found = run_node("OrderListNode", {"filter": {"customer": {"name": "Ann"}}, "tenant_id": "t1"})[
+        "records"
+    ]
     assert [r["customer_id"] for r in found] == [shop["t1"]["ann"]]
-    none = run_node("OrderCountNode", {"filter": {"customer": {"name": "Bob t2"}}, "tenant_id": "t1"})
+    none = run_node(
+        "OrderCountNode", {"filter": {"customer": {"name": "Bob t2"}}, "tenant_id": "t1"}
+    )
     assert none == {"count": 0}
 
 

@@ -133,7 +133,9 @@ def _model_operations(ids: st.SearchStrategy[int]) -> st.SearchStrategy[tuple[st
                 st.fixed_dictionaries(
                     {
                         "data": st.lists(
-                            st.fixed_dictionaries({"id": ids, "name": NAMES}), min_size=1, max_size=3
+                            st.fixed_dictionaries({"id": ids, "name": NAMES}),
+                            min_size=1,
+                            max_size=3,
                         ),
                         "atomic": st.just(False),
                     }
@@ -176,7 +178,13 @@ def _order_operations(ids: st.SearchStrategy[int]) -> st.SearchStrategy[tuple[st
         ),
         st.tuples(
             st.just("OrderListNode"),
-            st.fixed_dictionaries({"filter": st.fixed_dictionaries({"customer": st.fixed_dictionaries({"name": NAMES})})}),
+            st.fixed_dictionaries(
+                {
+                    "filter": st.fixed_dictionaries(
+                        {"customer": st.fixed_dictionaries({"name": NAMES})}
+                    )
+                }
+            ),
         ),
         st.tuples(
             st.just("OrderCountNode"),
@@ -192,7 +200,8 @@ def snapshot(db, tenant: str) -> dict[str, list[tuple]]:
             table: [
                 tuple(r)
                 for r in conn.execute(
-                    sa.text(f"SELECT * FROM {table} WHERE tenant_id = :t ORDER BY id"), {"t": tenant}
+                    sa.text(f"SELECT * FROM {table} WHERE tenant_id = :t ORDER BY id"),
+                    {"t": tenant},
                 )
             ]
             for table in TABLES
@@ -230,9 +239,7 @@ def returned_rows(output: dict[str, Any]) -> list[dict[str, Any]]:
     return [output] if "tenant_id" in output else []
 
 
-def check(
-    db, model: str, tenant: str, node: str, params: dict, output: dict, before: int
-) -> None:
+def check(db, model: str, tenant: str, node: str, params: dict, output: dict, before: int) -> None:
     """What an operation that succeeded returned and counted belongs to its tenant."""
     for row in returned_rows(output):
         if "tenant_id" in row:

@@ -96,7 +96,9 @@ def test_a_model_may_require_every_update_to_name_its_version(url):
     page = run_node("PageCreateNode", {"slug": "a", "title": "A"})
     unversioned = failure("PageUpdateNode", {"id": page["id"], "title": "B"})
     assert "missing required parameter 'version'" in str(unversioned)
-    assert run_node("PageUpdateNode", {"id": page["id"], "title": "B", "version": 1})["version"] == 2
+    assert (
+        run_node("PageUpdateNode", {"id": page["id"], "title": "B", "version": 1})["version"] == 2
+    )
     for node, params in [
         ("PageBulkUpdateNode", {"filter": {}, "update": {"title": "x"}}),
         ("PageUpsertNode", {"slug": "a", "title": "x", "conflict_on": ["id"], "id": page["id"]}),

@@ -76,12 +76,62 @@ def test_fields_types_defaults_and_automatic_columns():
             "unknown option 'multitenant'",
         ),
         ({"__annotations__": {"x": int}, "__indexes__": [{"fields": ["y"]}]}, "no field 'y'"),
+        (
+            {"__annotations__": {"x": int}, "__dataflow__": {"soft_delete": "yes"}},
+            "soft_delete'] must be True or False",
+        ),
+        (
+            {"__annotations__": {"x": int}, "__dataflow__": {"versioned": {"strict": True}}},
+            "must be True, False or",
+        ),
+        (
+            {"__annotations__": {"x": int}, "__dataflow__": {"encryption": {"fields": ["x"]}}},
+            "option 'encryption' is not available",
+        ),
+        (
+            {"__annotations__": {"version": int}, "__dataflow__": {"versioned": True}},
+            "the 'versioned' option adds 'version' itself",
+        ),
+        (
+            {"__annotations__": {"tenant_id": str}, "__dataflow__": {"multi_tenant": True}},
+            "the 'multi_tenant' option adds 'tenant_id' itself",
+        ),
     ],
 )
 def test_bad_models_are_refused_with_the_reason(body, message):
     thing = type("Thing", (), body)
     with pytest.raises(ModelDefinitionError, match=message.replace("(", r"\(").replace(")", r"\)")):
         parse_model(thing)
+
+
+def test_each_option_adds_its_columns_and_nodes():
+    db = DataFlow(":memory:")
+
+    @db.model
+    class Ledger:
+        amount: int
+        __dataflow__ = {
+            "multi_tenant": True,
+            "soft_delete": True,
+            "versioned": True,
+            "audit_log": True,
+        }
+
+    spec = db.get_model("Ledger")
+    added = {n: (f.type.name, f.nullable) for n, f in spec.fields.items() if f.managed}
+    assert added == {
+        "created_at": ("datetime", False),
+        "updated_at": ("datetime", False),
+        "tenant_id": ("str", False),
+        "deleted_at": ("datetime", True),
+        "version": ("int", False),
+    }
+    assert {"LedgerRestoreNode", "LedgerAuditNode"} <= set(db.nodes)
+    assert "tenant_id" in db.nodes["LedgerListNode"].parameters
+    assert "actor" in db.nodes["LedgerCreateNode"].parameters
+    assert "actor" not in db.nodes["LedgerListNode"].parameters
+    assert "version" in db.nodes["LedgerUpdateNode"].parameters
+    db.close()
 
 
 def test_every_node_of_a_model_is_registered():
