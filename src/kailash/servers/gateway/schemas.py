@@ -120,17 +120,27 @@ class ModelSchemas:
             **{f.name: _field(f) for f in writable},
         )
         changeable = [f for f in model.writable if not f.primary_key]
+        # A read-only field the update node takes is a condition of the update: the version
+        # an optimistic-locking caller read.
+        updater = nodes.get(model.operations.get("update", ""))
+        conditions = {
+            f.name: _field(f, optional=True)
+            for f in model.fields
+            if f.read_only and updater is not None and f.name in updater.parameters
+        }
         self.replace = create_model(
             f"{name}Replace",
             __config__=STRICT,
             __doc__=f"Every field of a {name}; left-out fields take their defaults.",
             **{f.name: _field(f) for f in changeable},
+            **conditions,
         )
         self.patch = create_model(
             f"{name}Patch",
             __config__=STRICT,
             __doc__=f"The fields of a {name} to change.",
             **{f.name: _field(f, optional=True) for f in changeable},
+            **conditions,
         )
         upsert_rows = create_model(
             f"{name}UpsertRow",
