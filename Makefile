@@ -35,6 +35,7 @@ bench: setup
 	$(BIN)/python bench/bulk.py
 	$(BIN)/python bench/transactions.py
 	$(BIN)/python bench/query.py
+	$(BIN)/python bench/features.py
 
 bench-http: setup
 	$(BIN)/python bench/http_load.py

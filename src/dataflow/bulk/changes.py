@@ -9,6 +9,7 @@ stays NULL.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -141,29 +142,36 @@ def _by_images(
     """Lock and read the matching rows, change them by primary key, and record each change.
 
     Changing the rows read (rather than whatever matches when the write runs) keeps every
-    image true: a row that comes to match in between is neither changed nor recorded.
+    image true: a row that comes to match in between is neither changed nor recorded. An
+    update's images hold only the columns it sets; a delete's, the whole row.
     """
     table, pk = records.table, records.pk
-    locked = sa.select(table).where(*clauses).order_by(pk).with_for_update()
-    olds = [dict(row) for row in conn.execute(locked).mappings()]
+    names = None if values is None else [*values, pk.name, "tenant_id"]
+    columns = [c for c in table.c if names is None or c.name in names]
+    locked = sa.select(*columns).where(*clauses).order_by(pk).with_for_update()
+    olds = _dicts(conn.execute(locked))
     for start in range(0, len(olds), _CHUNK):
         part = olds[start : start + _CHUNK]
         keys = pk.in_([old[pk.name] for old in part])
         news: dict[Any, dict[str, Any]] = {}
         if values is None:
             conn.execute(sa.delete(table).where(keys))
-        elif conn.dialect.update_returning:
-            stmt = sa.update(table).where(keys).values(values).returning(*table.c)
-            news = {row[pk.name]: dict(row) for row in conn.execute(stmt).mappings()}
         else:
-            conn.execute(sa.update(table).where(keys).values(values))
-            news = {
-                row[pk.name]: dict(row)
-                for row in conn.execute(sa.select(table).where(keys)).mappings()
-            }
+            stmt = sa.update(table).where(keys).values(values)
+            if conn.dialect.update_returning:
+                written = conn.execute(stmt.returning(*columns))
+            else:
+                conn.execute(stmt)
+                written = conn.execute(sa.select(*columns).where(keys))
+            news = {new[pk.name]: new for new in _dicts(written)}
         images = [Image(old[pk.name], old, news.get(old[pk.name])) for old in part]
         records.record(conn, scope, action, images)
     return len(olds)
+
+
+def _dicts(result: sa.CursorResult[Any]) -> list[dict[str, Any]]:
+    # map() keeps the per-row work in C.
+    return list(map(dict, map(zip, repeat(tuple(result.keys())), result.all())))
 
 
 def _matching(

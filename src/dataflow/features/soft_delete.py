@@ -24,6 +24,10 @@ COLUMN = "deleted_at"
 class SoftDelete(Feature):
     option = "soft_delete"
 
+    def __init__(self) -> None:
+        # One clause object per table (or relation alias): statements carrying it are reused.
+        self._live: dict[sa.FromClause, sa.ColumnElement[bool]] = {}
+
     def fields(self) -> list[FieldSpec]:
         return [FieldSpec(COLUMN, FIELD_TYPES[dt.datetime], nullable=True, managed=True)]
 
@@ -31,7 +35,14 @@ class SoftDelete(Feature):
         return table.c[COLUMN].is_(None)
 
     def where(self, table: sa.FromClause, scope: Scope) -> list[sa.ColumnElement[bool]]:
-        return [] if scope.include_deleted else [table.c[COLUMN].is_(None)]
+        if scope.include_deleted:
+            return []
+        clause = self._live.get(table)
+        if clause is None:
+            if len(self._live) >= 1024:
+                self._live.clear()
+            clause = self._live[table] = table.c[COLUMN].is_(None)
+        return [clause]
 
     def delete_values(self, scope: Scope, now: dt.datetime) -> dict[str, Any]:
         return {COLUMN: now}

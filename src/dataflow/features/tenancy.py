@@ -52,6 +52,9 @@ class Tenancy(Feature):
     def __init__(self, model: str, strict: bool) -> None:
         self.model = model
         self.strict = strict
+        # The same clause object for a table and tenant each time, so the statements that
+        # carry it are built (and their SQLAlchemy cache keys made) once.
+        self._clauses: dict[tuple[sa.FromClause, str], sa.ColumnElement[bool]] = {}
 
     def fields(self) -> list[FieldSpec]:
         return [FieldSpec(COLUMN, FIELD_TYPES[str], managed=True, indexed=True)]
@@ -60,8 +63,14 @@ class Tenancy(Feature):
         return (COLUMN,)
 
     def where(self, table: sa.FromClause, scope: Scope) -> list[sa.ColumnElement[bool]]:
-        if scope.tenant_id is not None:
-            return [table.c[COLUMN] == scope.tenant_id]
+        tenant = scope.tenant_id
+        if tenant is not None:
+            clause = self._clauses.get((table, tenant))
+            if clause is None:
+                if len(self._clauses) >= 1024:
+                    self._clauses.clear()
+                clause = self._clauses[table, tenant] = table.c[COLUMN] == tenant
+            return [clause]
         if self.strict:
             raise missing_tenant(scope.label, self.model)
         return []

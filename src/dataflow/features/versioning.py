@@ -39,6 +39,7 @@ class Versioning(Feature):
         self.model = model
         #: Every update must name the version it read.
         self.require = require
+        self._next: sa.ColumnElement[int] | None = None
 
     def fields(self) -> list[FieldSpec]:
         return [FieldSpec(COLUMN, FIELD_TYPES[int], default=1, managed=True)]
@@ -47,9 +48,11 @@ class Versioning(Feature):
         return {COLUMN: 1}
 
     def update_values(self, table: sa.Table, scope: Scope, now: dt.datetime) -> dict[str, Any]:
-        # An inline 1, not a bound one: bulk writes compile this into driver-level SQL whose
-        # parameters are the rows' values.
-        return {COLUMN: table.c[COLUMN] + sa.literal_column("1")}
+        if self._next is None:
+            # An inline 1, not a bound one: bulk writes compile this into driver-level SQL
+            # whose parameters are the rows' values.
+            self._next = table.c[COLUMN] + sa.literal_column("1")
+        return {COLUMN: self._next}
 
     def conflict(
         self, label: str, record_id: Any, expected: int, current: int, row: int | None = None

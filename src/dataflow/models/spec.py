@@ -29,7 +29,7 @@ class FieldSpec:
     autoincrement: bool = False
     #: Maintained by DataFlow (timestamps and feature columns); users do not write it.
     managed: bool = False
-    #: Gets an index of its own (``ix_<table>_<field>``).
+    #: Gets an index of its own, ``ix_<table>_<field>`` on the field and the primary key.
     indexed: bool = False
 
     @property

@@ -56,9 +56,11 @@ def _filter_checker(namespace: ModelNamespace) -> Checker:
 
 def _conflict_checker(spec: ModelSpec) -> Checker:
     names = check_names(spec.fields)
+    # Every unique key of a multi-tenant model holds within the tenant: naming it is allowed.
+    implied = ("tenant_id",) if spec.feature(Tenancy) else ()
 
     def check(value: Any) -> list[str]:
-        fields = names(value)
+        fields = [f for f in names(value) if f not in implied]
         if tuple(fields) not in spec.unique_sets and set(fields) not in map(set, spec.unique_sets):
             sets = ", ".join(str(list(s)) for s in spec.unique_sets)
             raise Refused(

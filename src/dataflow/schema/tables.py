@@ -78,9 +78,11 @@ def build_table(spec: ModelSpec, metadata: sa.MetaData) -> sa.Table:
             if partial is not None:
                 options = {"postgresql_where": partial, "sqlite_where": partial}
         sa.Index(index.name, *(table.c[n] for n in names), unique=index.unique, **options)
+    pk = table.c[spec.primary_key]
     for field in spec.fields.values():
         if field.indexed:
-            sa.Index(short_name(f"ix_{table.name}_{field.name}"), table.c[field.name])
+            # The primary key after the field lets the index also serve lists in key order.
+            sa.Index(short_name(f"ix_{table.name}_{field.name}"), table.c[field.name], pk)
     spec.table = table
     return table
 

@@ -110,6 +110,8 @@ def test_unique_keys_are_per_tenant_and_upserts_only_meet_their_own_rows(shop):
         "CustomerUpsertNode", {"email": "ann@x", "name": "Ann 2", "tenant_id": "t1"}
     )
     assert upserted["id"] == shop["t1"]["ann"] and upserted["name"] == "Ann 2"
+    named = {"email": "ann@x", "name": "Ann 3", "conflict_on": ["tenant_id", "email"]}
+    assert run_node("CustomerUpsertNode", {**named, "tenant_id": "t1"})["id"] == upserted["id"]
     bulk = run_node(
         "CustomerBulkUpsertNode",
         {
