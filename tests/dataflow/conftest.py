@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from kailash import LocalRuntime, WorkflowBuilder
+from kailash import LocalRuntime, NodeExecutionError, WorkflowBuilder
 
 
 def run_node(node_type: str, params: dict[str, Any] | None = None, node_id: str = "n") -> dict:
@@ -16,6 +16,13 @@ def run_node(node_type: str, params: dict[str, Any] | None = None, node_id: str 
     builder.add_node(node_type, node_id, params or {})
     results, _ = LocalRuntime().execute(builder.build())
     return results[node_id]
+
+
+def failure(node_type: str, params: dict[str, Any] | None = None) -> Exception:
+    """Run a one-node workflow that must fail; return the node's error."""
+    with pytest.raises(NodeExecutionError) as caught:
+        run_node(node_type, params)
+    return caught.value.cause
 
 
 def count_rows(db: Any, table: str) -> int:

@@ -10,8 +10,6 @@ driver's fast path (COPY on PostgreSQL, ``executemany`` elsewhere).
 
 from __future__ import annotations
 
-import datetime as dt
-import decimal
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +19,7 @@ from sqlalchemy.engine import Connection, Dialect
 from dataflow.bulk.drivers import driver_for
 from dataflow.features.base import Feature, Image, Scope
 from dataflow.features.tenancy import enable_row_security
-from dataflow.models.types import ExactString, UTCDateTime, utcnow
+from dataflow.models.types import ExactString, UTCDateTime, json_plain, utcnow
 
 if TYPE_CHECKING:
     from dataflow.models.spec import ModelSpec
@@ -34,15 +32,6 @@ _PER_ROW = ("record_id", "changes", "tenant_id")
 _FEW = 16
 
 
-def _plain(value: Any) -> Any:
-    """A value as JSON keeps it."""
-    if isinstance(value, dt.date | dt.datetime):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return str(value)
-    return value
-
-
 def changes(
     old: dict[str, Any] | None, new: dict[str, Any] | None, fields: Sequence[str]
 ) -> dict[str, dict[str, Any]]:
@@ -52,7 +41,7 @@ def changes(
         before = None if old is None else old.get(name)
         after = None if new is None else new.get(name)
         if before != after:
-            out[name] = {"old": _plain(before), "new": _plain(after)}
+            out[name] = {"old": json_plain(before), "new": json_plain(after)}
     return out
 
 

@@ -246,5 +246,14 @@ FIELD_TYPES: dict[type, FieldType] = {
 }
 
 
+def json_plain(value: Any) -> Any:
+    """A value as JSON keeps it: dates and datetimes as ISO text, Decimals as text."""
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    return value
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(UTC)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as dt
-import decimal
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from dataflow.models.types import Refused
+from dataflow.models.types import Refused, json_plain
 from dataflow.query.filters import unknown_name
 from dataflow.query.namespace import Namespace, Operand
 from dataflow.query.operators import ORDERED, bind, refused
@@ -52,7 +50,7 @@ class Sort:
 
     def cursor(self, row: Mapping[str, Any]) -> str:
         """The cursor that resumes after ``row``."""
-        payload = [list(map(list, self.signature)), [_plain(row[n]) for n in self.names]]
+        payload = [list(map(list, self.signature)), [json_plain(row[n]) for n in self.names]]
         text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
         return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
@@ -99,14 +97,6 @@ def _beyond(key: Key, value: Any) -> Clause | None:
         return None  # NULL comes last when descending
     before = expr < bind(expr, value)
     return sa.or_(before, expr.is_(None)) if key.operand.nullable else before
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dt.date | dt.datetime):
-        return value.isoformat()
-    if isinstance(value, decimal.Decimal):
-        return str(value)
-    return value
 
 
 def _value(operand: Operand, value: Any) -> Any:

@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from dataflow import IntegrityError, ValidationError
-from kailash import NodeExecutionError, WorkflowBuilder
-from tests.dataflow.conftest import count_rows, run_node
+from kailash import WorkflowBuilder
+from tests.dataflow.conftest import count_rows, failure, run_node
 
 
 @pytest.fixture
@@ -39,12 +39,6 @@ def stored(db, column: str = "name") -> dict[str, object]:
     with db.database.engine.connect() as conn:
         result = conn.execute(sa.text(f"SELECT sku, {column} FROM items"))
         return dict(result.all())
-
-
-def failure(node: str, params: dict) -> Exception:
-    with pytest.raises(NodeExecutionError) as caught:
-        run_node(node, params)
-    return caught.value.cause
 
 
 def test_every_row_is_inserted_in_batches_and_ids_come_back_in_order(items):

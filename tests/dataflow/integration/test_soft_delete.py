@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dataflow import IntegrityError, NotFoundError, ValidationError
-from kailash import NodeExecutionError
-from tests.dataflow.conftest import count_rows, run_node
+from tests.dataflow.conftest import count_rows, failure, run_node
 
 
 @pytest.fixture
@@ -31,12 +30,6 @@ def shop(db):
         {"data": [{"customer_id": ann, "total": 10.0}, {"customer_id": bob, "total": 5.0}]},
     )
     return {"ann": ann, "bob": bob}
-
-
-def failure(node: str, params: dict) -> Exception:
-    with pytest.raises(NodeExecutionError) as caught:
-        run_node(node, params)
-    return caught.value.cause
 
 
 def test_a_delete_keeps_the_row_and_every_read_hides_it(db, shop):

@@ -15,7 +15,7 @@ from dataflow import (
     TenantIsolationError,
 )
 from kailash import AsyncLocalRuntime, LocalRuntime, NodeExecutionError, WorkflowBuilder
-from tests.dataflow.conftest import count_rows, run_node
+from tests.dataflow.conftest import count_rows, failure, run_node
 
 
 def define(db: DataFlow) -> DataFlow:
@@ -57,12 +57,6 @@ def shop(db):
         )["ids"]
         ids[tenant] = {"ann": ann, "bob": bob, "orders": orders}
     return ids
-
-
-def failure(node: str, params: dict) -> Exception:
-    with pytest.raises(NodeExecutionError) as caught:
-        run_node(node, params)
-    return caught.value.cause
 
 
 def test_reads_counts_and_aggregates_see_only_the_tenants_rows(shop):

@@ -8,7 +8,7 @@ import pytest
 
 from dataflow import DataFlow, NotFoundError, ValidationError, VersionConflictError
 from kailash import LocalRuntime, NodeExecutionError, WorkflowBuilder
-from tests.dataflow.conftest import run_node
+from tests.dataflow.conftest import failure, run_node
 
 
 @pytest.fixture
@@ -21,12 +21,6 @@ def docs(db):
         __indexes__ = [{"name": "ux_docs_slug", "fields": ["slug"], "unique": True}]
 
     return db
-
-
-def failure(node: str, params: dict) -> Exception:
-    with pytest.raises(NodeExecutionError) as caught:
-        run_node(node, params)
-    return caught.value.cause
 
 
 def version_of(doc_id: int) -> int:
