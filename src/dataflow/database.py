@@ -72,8 +72,6 @@ def _sqlite_engine(target: DatabaseTarget, config: DataFlowConfig) -> Engine:
         sqlite_functions.register(dbapi_conn)
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
-        # Bulk writes stage each batch in a temporary table; keep those off the disk.
-        cursor.execute("PRAGMA temp_store=MEMORY")
         if not target.memory:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
