@@ -105,6 +105,12 @@ class DataFlowConfig:
             raise ConfigurationError(
                 f"tenant_isolation must be 'strict' or 'permissive', got {self.tenant_isolation!r}"
             )
+        if self.tenant_database_prefix != "tenant_":
+            raise ConfigurationError(
+                "tenant_database_prefix names a database per tenant, which DataFlow does not "
+                "make: tenants share tables, each row keeping its tenant_id (multi_tenant). "
+                "Leave the option out."
+            )
         if self.cache_backend not in ("memory", "redis"):
             raise ConfigurationError(
                 f"cache_backend must be 'memory' or 'redis', got {self.cache_backend!r}"

@@ -234,13 +234,14 @@ class Records:
             old = self.get(conn, pk, scope, lock=True)
             if old is None:
                 return False
-        where = self.where(scope)
+        params = {"_pk": pk}
+        stmt = self._delete
         if soft:
             values = self.soft_delete_values(scope)
-            stmt: Any = sa.update(self.table).where(self._by_pk, *where).values(values)
-        else:
-            stmt = self.scoped(self._delete, where)
-        if not conn.execute(stmt, {"_pk": pk}).rowcount:
+            plain, expressions = _split(values)
+            stmt = self._update_statement(tuple(plain), expressions, returning=False)
+            params.update(plain)
+        if not conn.execute(self.scoped(stmt, self.where(scope)), params).rowcount:
             return False
         if old is not None:
             new = {**old, **values} if soft else None
@@ -335,13 +336,7 @@ class Records:
         version: int | None = None,
     ) -> dict[str, Any] | None:
         """One UPDATE of the row by primary key (and version); the row after it, or None."""
-        params = {}
-        expressions = {}
-        for name, value in changes.items():
-            if isinstance(value, sa.ClauseElement):
-                expressions[name] = value
-            else:
-                params[name] = value
+        params, expressions = _split(changes)
         returning = conn.dialect.update_returning
         stmt = self._update_statement(tuple(params), expressions, returning, version is not None)
         stmt = self.scoped(stmt, self.where(scope))
@@ -473,6 +468,18 @@ class Records:
         found = self.get(conn, pk, scope)
         assert found is not None, "a row written in this transaction is readable in it"
         return found
+
+
+def _split(changes: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Changes as values to bind, and the SQL expressions among them (``version + 1``)."""
+    values: dict[str, Any] = {}
+    expressions: dict[str, Any] = {}
+    for name, value in changes.items():
+        if isinstance(value, sa.ClauseElement):
+            expressions[name] = value
+        else:
+            values[name] = value
+    return values, expressions
 
 
 def _overrides(feature: Feature, hook: str) -> bool:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from dataflow.errors import NotFoundError, TenantIsolationError
@@ -21,9 +21,6 @@ if TYPE_CHECKING:
     from dataflow.query.sort import Cursor, Sort
     from dataflow.records import Records
 
-#: Parameters that say whom an operation acts for; they make its Scope, not its work.
-SCOPE_PARAMS = ("tenant_id", "actor", "include_deleted")
-
 
 class ModelNode(DataFlowNode):
     """A node that acts on one model's table."""
@@ -39,9 +36,15 @@ class ModelNode(DataFlowNode):
 
     def prepare(self, inputs: dict[str, Any]) -> dict[str, Any]:
         checked = super().prepare(inputs)
-        tenant_id, actor, include_deleted = (checked.pop(name, None) for name in SCOPE_PARAMS)
-        checked["_scope"] = self.scope(tenant_id, actor, bool(include_deleted))
+        pop = checked.pop
+        checked["_scope"] = self.scope(
+            pop("tenant_id", None), pop("actor", None), pop("include_deleted", False)
+        )
         return checked
+
+    @cached_property
+    def _label(self) -> str:
+        return self.label(self.node_id)
 
     def scope(
         self, tenant_id: Any = None, actor: Any = None, include_deleted: bool = False
@@ -52,7 +55,7 @@ class ModelNode(DataFlowNode):
         bound with ``db.tenant()``; the two may not disagree. Likewise the actor.
         """
         db = self.dataflow
-        label = self.label(self.node_id)
+        label = self._label
         bound = db.bound_tenant.get()
         if tenant_id is not None and bound is not None and tenant_id != bound:
             raise TenantIsolationError(
@@ -66,11 +69,9 @@ class ModelNode(DataFlowNode):
         actor = db.bound_actor.get() if actor is None else actor
         return Scope(label, include_deleted=include_deleted, tenant_id=tenant, actor=actor)
 
-    @contextmanager
-    def connect(self, scope: Scope, write: bool = True) -> Iterator[Connection]:
+    def connect(self, scope: Scope, write: bool = True) -> AbstractContextManager[Connection]:
         """A transactional connection acting for ``scope``."""
-        with self.dataflow.connection(scope.label, write, scope) as conn:
-            yield conn
+        return self.dataflow.connection(scope.label, write, scope)
 
     def refuse_unversioned(self, what: str, param: str | None = None) -> None:
         """Refuse a write that cannot name versions, on a model whose updates must."""

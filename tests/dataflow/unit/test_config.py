@@ -135,3 +135,7 @@ def test_bad_option_values_are_refused():
         DataFlow(":memory:", pool_size="big")
     with pytest.raises(ConfigurationError, match="pool_reset_on_return"):
         DataFlow(":memory:", pool_reset_on_return="sometimes")
+    with pytest.raises(ConfigurationError, match="tenant_isolation must be"):
+        DataFlow(":memory:", tenant_isolation="loose")
+    with pytest.raises(ConfigurationError, match="tenants share tables"):
+        DataFlow(":memory:", tenant_database_prefix="t_")
