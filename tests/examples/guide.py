@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
+
+from kailash import LocalRuntime, WorkflowBuilder
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "guide.md"
 _BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
@@ -33,3 +36,24 @@ def run_block(heading: str, namespace: dict | None = None, index: int = 0) -> di
     scope: dict = {"__name__": "__guide__", **(namespace or {})}
     exec(compile(block(heading, index), f"guide:{heading}", "exec"), scope)
     return scope
+
+
+class RecordingBuilder(WorkflowBuilder):
+    """A real builder that also keeps each node's parameters, to run the nodes one by one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.added: dict[str, tuple[str, dict[str, Any]]] = {}
+
+    def add_node(self, node_type: Any, node_id: Any = None, params: Any = None) -> str:
+        self.added[node_id] = (node_type, dict(params or {}))
+        return super().add_node(node_type, node_id, params)
+
+
+def run_alone(workflow: RecordingBuilder, node_id: str) -> dict[str, Any]:
+    """Run one recorded node as a workflow of its own; return its output."""
+    node_type, params = workflow.added[node_id]
+    builder = WorkflowBuilder()
+    builder.add_node(node_type, node_id, params)
+    results, _ = LocalRuntime().execute(builder.build())
+    return results[node_id]

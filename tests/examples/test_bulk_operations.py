@@ -14,29 +14,9 @@ import pytest
 
 from dataflow import DataFlow
 from kailash import LocalRuntime, WorkflowBuilder
-from tests.examples.guide import block, run_block
+from tests.examples.guide import RecordingBuilder, block, run_alone, run_block
 
 HEADING = "Bulk Operations (High Performance)"
-
-
-class RecordingBuilder(WorkflowBuilder):
-    """A real builder that also keeps each node's parameters, to run the nodes one by one."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.added: dict[str, tuple[str, dict[str, Any]]] = {}
-
-    def add_node(self, node_type: Any, node_id: Any = None, params: Any = None) -> str:
-        self.added[node_id] = (node_type, dict(params or {}))
-        return super().add_node(node_type, node_id, params)
-
-
-def run_alone(workflow: RecordingBuilder, node_id: str) -> dict[str, Any]:
-    node_type, params = workflow.added[node_id]
-    builder = WorkflowBuilder()
-    builder.add_node(node_type, node_id, params)
-    results, _ = LocalRuntime().execute(builder.build())
-    return results[node_id]
 
 
 def test_the_block_is_the_guides():

@@ -15,8 +15,7 @@ import sqlalchemy as sa
 from dataflow import NotFoundError, VersionConflictError
 from kailash import NodeExecutionError
 from tests.dataflow.conftest import run_node
-from tests.examples.guide import block, run_block
-from tests.examples.test_bulk_operations import RecordingBuilder, run_alone
+from tests.examples.guide import RecordingBuilder, block, run_alone, run_block
 
 PATTERN = "Enterprise Pattern"
 ACCESS = "Enterprise Features Access"
