@@ -66,6 +66,14 @@ def test_reads_counts_and_aggregates_see_only_the_tenants_rows(shop):
     assert listed["total"] == 2
     assert {r["tenant_id"] for r in listed["records"]} == {"t1"}
     assert run_node("CustomerCountNode", t1) == {"count": 2}
+    paged, params = [], {**t1, "limit": 1, "sort": ["-id"]}
+    while True:
+        page = run_node("CustomerListNode", params)
+        paged += [r["id"] for r in page["records"]]
+        if page["next_cursor"] is None:
+            break
+        params["after"] = page["next_cursor"]
+    assert paged == [shop["t1"]["bob"], shop["t1"]["ann"]]
     sums = run_node("OrderAggregateNode", {**t1, "aggregate": {"sum": {"$sum": "total"}}})
     assert sums["records"] == [{"sum": 15.0}]
     assert run_node("CustomerReadNode", {**t1, "id": shop["t1"]["ann"]})["email"] == "ann@x"
