@@ -110,7 +110,7 @@ def generate_nodes(db: DataFlow, spec: ModelSpec) -> list[type[DataFlowNode]]:
     # nodes that write an audited model take the actor the audit log names.
     reads: dict[str, Checker] = {"tenant_id": check_tenant} if tenancy else {}
     writes = {**reads, **({"actor": check_actor} if spec.feature(Audit) else {})}
-    hidden = {"include_deleted": check_bool}
+    with_deleted = {"include_deleted": check_bool}
     query: dict[str, Checker] = {
         "filter": filter_check,
         "sort": Memo(lambda value: compile_sort(namespace, value, by_pk)),
@@ -119,7 +119,7 @@ def generate_nodes(db: DataFlow, spec: ModelSpec) -> list[type[DataFlowNode]]:
         "after": decode_cursor,
         "fields": check_names(spec.fields),
         "count_total": check_bool,
-        **hidden,
+        **with_deleted,
         **reads,
     }
     versions = {"version": check_version} if versioning else {}
@@ -131,7 +131,7 @@ def generate_nodes(db: DataFlow, spec: ModelSpec) -> list[type[DataFlowNode]]:
         (
             "Read",
             crud.ReadNode,
-            {"id": pk_check, "raise_on_not_found": check_bool, **hidden, **reads},
+            {"id": pk_check, "raise_on_not_found": check_bool, **with_deleted, **reads},
             ("id",),
         ),
         (
@@ -146,7 +146,7 @@ def generate_nodes(db: DataFlow, spec: ModelSpec) -> list[type[DataFlowNode]]:
             {
                 "id": pk_check,
                 "soft_delete": _soft_delete_checker(spec),
-                **(hidden if soft else {}),
+                **(with_deleted if soft else {}),
                 **writes,
             },
             ("id",),
@@ -158,11 +158,11 @@ def generate_nodes(db: DataFlow, spec: ModelSpec) -> list[type[DataFlowNode]]:
             (),
         ),
         ("List", crud.ListNode, query, ()),
-        ("Count", crud.CountNode, {"filter": filter_check, **hidden, **reads}, ()),
+        ("Count", crud.CountNode, {"filter": filter_check, **with_deleted, **reads}, ()),
         (
             "Aggregate",
             AggregateNode,
-            {**aggregate_checks(spec, filter_check), **hidden, **reads},
+            {**aggregate_checks(spec, filter_check), **with_deleted, **reads},
             (),
         ),
         *((name, cls, checks, ()) for name, cls, checks in bulk_checks),
