@@ -44,9 +44,13 @@ def _split_parameters(
             )
         for node_id in takers:
             per_node.setdefault(node_id, {}).setdefault(key, value)
+    steps = {step.node_id: step for step in workflow.steps}
     for node_id, values in per_node.items():
-        node = workflow.nodes[node_id]
-        type(node).validate_config(node_id, values, frozenset())
+        # Checked with the literal params they join, as the builder checked those: a node may
+        # check its parameters together (an aggregate's group_by, measures and having).
+        step = steps[node_id]
+        fed = frozenset(c.target_input for c in step.incoming)
+        type(step.node).validate_config(node_id, {**step.node.config, **values}, fed)
     return per_node
 
 

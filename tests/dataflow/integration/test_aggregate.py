@@ -179,3 +179,15 @@ def test_an_aggregate_from_a_connection_is_checked_when_the_workflow_runs(sales)
     with pytest.raises(NodeExecutionError) as info:
         LocalRuntime().execute(workflow)
     assert "$sum does not apply to 'note', a str field" in str(info.value.cause)
+
+
+def test_run_parameters_are_checked_with_the_params_they_join(sales):
+    builder = WorkflowBuilder()
+    builder.add_node(
+        "SaleAggregateNode", "agg", {"group_by": ["region"], "aggregate": {"n": {"$count": "*"}}}
+    )
+    workflow = builder.build()
+    results, _ = LocalRuntime().execute(workflow, parameters={"agg": {"having": {"n": {"$gt": 1}}}})
+    assert results["agg"]["records"] == [{"region": "north", "n": 3}]
+    with pytest.raises(ValidationError, match="having.units: unknown field"):
+        LocalRuntime().execute(workflow, parameters={"agg": {"having": {"units": 1}}})
