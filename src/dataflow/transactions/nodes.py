@@ -42,6 +42,7 @@ class TransactionScopeNode(DataFlowNode):
     }
     parameters = _params(checks)
     type_name = "TransactionScopeNode"
+    servable = False  # alone in a run it has nothing to scope
 
     def run(
         self,
@@ -97,6 +98,8 @@ class TransactionManagerNode(DataFlowNode):
     """
 
     TYPES = ("saga", "two_phase_commit")
+    # Its steps name the nodes to run, with their own parameters (tenant included).
+    servable = False
 
     def run(
         self,

@@ -61,6 +61,10 @@ class Node(ABC):
     parameters: ClassVar[Mapping[str, NodeParameter]] = {}
     #: Set by the registry: the name under which ``WorkflowBuilder.add_node`` finds the class.
     type_name: ClassVar[str] = ""
+    #: Whether a gateway may run the node on its own for a caller. False for a node that runs
+    #: other nodes named in its parameters (their permissions and tenant would go unchecked)
+    #: or that only shapes the rest of a run.
+    servable: ClassVar[bool] = True
 
     def __init__(self, node_id: str, config: Mapping[str, Any] | None = None) -> None:
         self.node_id = node_id

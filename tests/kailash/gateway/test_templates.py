@@ -92,3 +92,45 @@ def test_a_built_workflow_takes_run_parameters():
 def test_workflow_names_must_fit_urls_and_tool_names(name):
     with pytest.raises(GatewayConfigurationError, match="must start with a letter"):
         RegisteredWorkflow(name, builder())
+
+
+class Scoped(Node):
+    """Takes the tenant and actor a gateway binds from the caller's credentials."""
+
+    parameters = {
+        "tenant_id": NodeParameter("tenant_id", str),
+        "actor": NodeParameter("actor", str),
+        "spec": NodeParameter("spec", dict),
+    }
+
+    def run(self, **inputs: object) -> dict:
+        return dict(inputs)
+
+
+def scoped(params: dict, connect_to: str | None = None) -> WorkflowBuilder:
+    wf = WorkflowBuilder()
+    wf.add_node(Priced, "source", {"name": "n", "price": 1.0})
+    wf.add_node(Scoped, "scoped", params)
+    if connect_to:
+        wf.add_connection("source", "name", "scoped", connect_to)
+    return wf
+
+
+@pytest.mark.parametrize(
+    ("params", "connect_to", "named"),
+    [
+        ({"tenant_id": "t1"}, None, "tenant_id"),
+        ({"tenant_id": "{{tenant}}"}, None, "tenant_id"),
+        ({"actor": "{{who}}"}, None, "actor"),
+        ({"spec": {"steps": [{"params": {"tenant_id": "{{tenant}}"}}]}}, None, "tenant_id"),
+        ({}, "tenant_id", "tenant_id"),
+    ],
+)
+def test_a_workflow_may_not_set_the_tenant_or_actor_a_caller_binds(params, connect_to, named):
+    for workflow in (scoped(params, connect_to), scoped(params, connect_to).build()):
+        with pytest.raises(GatewayConfigurationError) as caught:
+            RegisteredWorkflow("scoped", workflow)
+        assert f"node 'scoped' sets {named}" in str(caught.value)
+        assert "caller's credentials" in str(caught.value)
+    fixed = {"spec": {"steps": [{"params": {"tenant_id": "t1"}}]}}
+    assert RegisteredWorkflow("fixed", scoped(fixed)).inputs == {}

@@ -21,6 +21,7 @@ from kailash.servers.gateway.auth import Authenticator, Caller
 from kailash.servers.gateway.errors import STATUS, GatewayConfigurationError, GatewayError
 from kailash.servers.gateway.metrics import Metrics
 from kailash.servers.gateway.protocol import (
+    BOUND,
     BULK_OPERATIONS,
     EXECUTE,
     OPERATIONS,
@@ -46,6 +47,7 @@ _DESCRIPTIONS = {
     "read": "Get a {name} by {pk}",
     "update": "Change fields of a {name} given its {pk}",
     "delete": "Delete a {name} by {pk}",
+    "restore": "Bring back a soft-deleted {name} by {pk}",
     "upsert": "Insert a {name}, or update the one with the same unique key",
     "list": "List {plural} with a filter, sort, limit, offset and field projection",
     "count": "Count {plural} matching a filter",
@@ -54,6 +56,7 @@ _DESCRIPTIONS = {
     "bulk_update": "Update the {plural} matching a filter",
     "bulk_delete": "Delete the {plural} matching a filter",
     "bulk_upsert": "Insert or update many {plural} by a unique key",
+    "audit": "The audit trail of {plural}: who changed what, oldest first",
 }
 
 
@@ -149,7 +152,7 @@ class GatewayService:
                         description=f"{describe(model, op)} ({node_type})",
                     )
         for name, node in nodes.items():
-            if name not in owned:
+            if name not in owned and node.servable:
                 catalog.executables[name] = Executable(
                     name,
                     node_arguments(name, node),
@@ -337,7 +340,7 @@ def _takes(parameter: str, nodes: Iterable[Node]) -> bool:
 def _refuse_tenant(parameters: Mapping[str, Any]) -> None:
     """Run parameters may not name a tenant or an actor: the caller's credentials do."""
     for key, value in parameters.items():
-        for bound in ("tenant_id", "actor"):
+        for bound in BOUND:
             if key == bound or (isinstance(value, Mapping) and bound in value):
                 raise GatewayError(
                     422,

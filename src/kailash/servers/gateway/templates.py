@@ -9,12 +9,13 @@ builds the real workflow, whose nodes then check the filled values like any lite
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from kailash.nodes.base import Node
 from kailash.nodes.registry import NodeRegistry, default_registry
 from kailash.servers.gateway.errors import GatewayConfigurationError
+from kailash.servers.gateway.protocol import BOUND
 from kailash.workflow.builder import WorkflowBuilder
 from kailash.workflow.graph import Workflow
 
@@ -39,6 +40,20 @@ def _found(value: Any, top: bool) -> list[tuple[str, Any]]:
     if isinstance(value, list | tuple):
         return [found for item in value for found in _found(item, False)]
     return []
+
+
+def _templated_bound(value: Any) -> str | None:
+    """A key of ``BOUND`` whose value, somewhere inside ``value``, holds a placeholder."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if key in BOUND and _found(item, False):
+                return str(key)
+            found = _templated_bound(item)
+            if found:
+                return found
+    elif isinstance(value, list | tuple):
+        return next(filter(None, map(_templated_bound, value)), None)
+    return None
 
 
 def _fill(value: Any, inputs: Mapping[str, Any]) -> Any:
@@ -75,6 +90,9 @@ class RegisteredWorkflow:
         self.inputs: dict[str, Any] | None
         if isinstance(workflow, Workflow):
             self._built: Workflow | None = workflow
+            for step in workflow.steps:
+                targets = (c.target_input for c in step.incoming)
+                self._check_bound(step.node_id, step.node.config, targets)
             self._check_built(workflow)
             self.inputs = None
             self.node_classes = [type(step.node) for step in workflow.steps]
@@ -87,6 +105,9 @@ class RegisteredWorkflow:
         self._built = None
         self._nodes = workflow.nodes
         self._connections = workflow.connections
+        for node_id, _, params in self._nodes:
+            targets = (c.target_input for c in self._connections if c.target == node_id)
+            self._check_bound(node_id, params, targets)
         self.node_classes = [self._class(node_type) for _, node_type, _ in self._nodes]
         self.inputs = {}
         self._templated: set[tuple[str, str]] = set()
@@ -112,6 +133,17 @@ class RegisteredWorkflow:
             raise GatewayConfigurationError(
                 f"workflow '{self.name}': input '{name}' is a {taken.__name__} elsewhere but a "
                 f"{kind.__name__} at {where}; use two inputs"
+            )
+
+    def _check_bound(self, node_id: str, params: Mapping[str, Any], fed: Iterable[str]) -> None:
+        """Refuse a tenant or actor that the workflow, not the caller's credentials, would set."""
+        named = [p for p in (*params, *fed) if p in BOUND]
+        nested = [found for found in map(_templated_bound, params.values()) if found]
+        if named or nested:
+            raise GatewayConfigurationError(
+                f"workflow '{self.name}': node '{node_id}' sets {(named or nested)[0]}, which "
+                "each call takes from the caller's credentials (and tenant header); leave it "
+                "out of the workflow's params and connections"
             )
 
     def _check_built(self, workflow: Workflow) -> None:
