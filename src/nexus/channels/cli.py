@@ -213,6 +213,16 @@ def _command(
 # -- resource groups: nexus products create|list|get|update|delete ---------------------------
 
 
+def _flag(name: str, help_text: str) -> click.Option:
+    """``--count-total``: True when given, else left to the operation's default."""
+    flag = "--" + name.replace("_", "-")
+    return click.Option([flag, name], is_flag=True, default=None, help=help_text)
+
+
+def _deleted() -> click.Option:
+    return _flag("include_deleted", "Include soft-deleted records.")
+
+
 def _list_options() -> list[click.Parameter]:
     return [
         click.Option(["--filter", "filter"], type=JSONValue(), help='A filter: {"price": 10}.'),
@@ -220,41 +230,66 @@ def _list_options() -> list[click.Parameter]:
         click.Option(["--limit"], type=click.IntRange(min=0)),
         click.Option(["--offset"], type=click.IntRange(min=0)),
         click.Option(["--fields"], type=TextList(), help="Comma-separated field names."),
-        click.Option(
-            ["--count-total", "count_total"],
-            is_flag=True,
-            default=None,
-            help="Also count every matching record.",
-        ),
+        _flag("count_total", "Also count every matching record."),
+        click.Option(["--after"], help="Resume after a page: its next_cursor."),
+        _deleted(),
     ]
 
 
+def _audit_options() -> list[click.Parameter]:
+    when = "A date (the whole day, for --end) or an ISO-8601 datetime."
+    return [
+        click.Option(
+            ["--action-type", "action_type"], type=TextList(), help="Actions, e.g. update."
+        ),
+        click.Option(["--start"], help=when),
+        click.Option(["--end"], help=when),
+        click.Option(["--limit"], type=click.IntRange(min=0)),
+        click.Option(["--offset"], type=click.IntRange(min=0)),
+        _flag("count_total", "Also count every matching entry."),
+    ]
+
+
+def _trail(values: dict[str, Any]) -> dict[str, Any]:
+    """The audit operation's arguments from the command's: --start/--end are its date_range."""
+    window = {k: values.pop(k) for k in ("start", "end") if k in values}
+    return {**values, "date_range": window} if window else values
+
+
 def resource_group(nexus: Nexus, model: ModelInfo) -> click.Group:
-    """``nexus <plural> create|list|get|update|delete``, for the operations served."""
+    """``nexus <plural> create|list|get|update|delete|restore|audit``, for the operations served."""
     schemas = nexus.service.schemas(model)
     ops = nexus.service.operations(model)
     fields = ", ".join(f.name for f in model.fields)
     group = click.Group(model.plural, help=f"{model.name} records: {fields}.")
-    pk = click.Argument(["id"], type=click.INT if model.pk.type is int else click.STRING)
+    key_type = click.INT if model.pk.type is int else click.STRING
+    pk = click.Argument(["id"], type=key_type)
 
-    def calling(op: str) -> Action:
-        return lambda client, values: client.call(model, op, values)
+    def offered(op: str, options: list[click.Parameter]) -> list[click.Parameter]:
+        """The options the operation takes (a data source's list may lack some)."""
+        taken = schemas.args[op].model_fields if op in schemas.args else {}
+        return [o for o in options if o.name in taken]
 
+    def calling(op: str, convert: Callable[[dict[str, Any]], dict[str, Any]] = dict) -> Action:
+        return lambda client, values: client.call(model, op, convert(values))
+
+    name, plural = model.name, model.plural
     commands: list[tuple[str, str, str, list[click.Parameter]]] = [
-        ("create", "create", f"Create a {model.name}.", schema_options(schemas.create)),
-        ("list", "list", f"List {model.plural}.", _list_options()),
-        ("get", "read", f"Show one {model.name}.", [pk]),
-        (
-            "update",
-            "update",
-            f"Change fields of a {model.name}.",
-            [pk, *schema_options(schemas.patch)],
-        ),
-        ("delete", "delete", f"Delete a {model.name}.", [pk]),
+        ("create", "create", f"Create a {name}.", schema_options(schemas.create)),
+        ("list", "list", f"List {plural}.", offered("list", _list_options())),
+        ("get", "read", f"Show one {name}.", [pk, *offered("read", [_deleted()])]),
+        ("update", "update", f"Change fields of a {name}.", [pk, *schema_options(schemas.patch)]),
+        ("delete", "delete", f"Delete a {name}.", [pk]),
+        ("restore", "restore", f"Bring back a soft-deleted {name}.", [pk]),
     ]
-    for name, op, help_text, params in commands:
+    for command, op, help_text, params in commands:
         if op in ops:
-            group.add_command(_command(name, help_text, params, calling(op)))
+            group.add_command(_command(command, help_text, params, calling(op)))
+    if "audit" in ops:
+        record = click.Argument(["record_id"], type=key_type, required=False)
+        help_text = f"The audit trail of {plural}, or of the one with the given id."
+        params = [record, *_audit_options()]
+        group.add_command(_command("audit", help_text, params, calling("audit", _trail)))
     return group
 
 

@@ -34,9 +34,17 @@ class RemoteClient:
             return self._send("POST", base, json=values)
         if op == "list":
             return self._send("GET", base, params=_query(values))
+        if op == "audit":
+            return self._send("POST", f"{base}/audit", json=values)
         item = f"{base}/{values.pop('id')}"
-        method = {"read": "GET", "update": "PATCH", "delete": "DELETE"}[op]
-        return self._send(method, item, json=values if op == "update" else None)
+        if op == "read":
+            return self._send("GET", item, params=_query(values))
+        if op == "update":
+            return self._send("PATCH", item, json=values)
+        if op == "restore":
+            return self._send("POST", f"{item}/restore")
+        assert op == "delete", f"the CLI has no command for {op}"
+        return self._send("DELETE", item)
 
     def execute(self, name: str, raw: dict[str, Any]) -> Any:
         return self._send("POST", f"/api/workflows/{name}/execute", json=raw)

@@ -140,6 +140,12 @@ def test_default_roles_when_rbac_is_on_without_a_role_map(auth):
     editor = auth.resolve(Credentials(bearer=token({"roles": "editor"})))
     auth.authorize(editor, "Product", "create")
     refused(lambda: auth.authorize(editor, "Product", "bulk_delete"), 403)
+    # Whoever may delete may restore; the audit trail is the admin's unless a role grants it.
+    auth.authorize(editor, "Product", "restore")
+    refused(lambda: auth.authorize(viewer, "Product", "restore"), 403)
+    refused(lambda: auth.authorize(editor, "Product", "audit"), 403)
+    admin = auth.resolve(Credentials(api_key="key-admin-0001"))
+    auth.authorize(admin, "Product", "audit")
 
 
 def test_without_rbac_any_authenticated_caller_may_act():
@@ -158,6 +164,18 @@ def test_without_rbac_any_authenticated_caller_may_act():
         ({"roles": {"r": {"*": ["destroy"]}}}, "unknown operation(s) destroy"),
         ({"providers": ["kerberos"]}, "unknown provider"),
         ({"providers": ["jwt"]}, "no 'jwt' settings"),
+        (
+            {"providers": ["oauth2"], "jwt": {"secret": "s" * 32}, "api_keys": {"key-0000001": {}}},
+            "does not list 'api_key'",
+        ),
+        (
+            {
+                "providers": ["api_key"],
+                "jwt": {"secret": "s" * 32},
+                "api_keys": {"key-0000001": {}},
+            },
+            "neither 'jwt' nor 'oauth2'",
+        ),
     ],
 )
 def test_bad_auth_config_is_refused_with_the_fix(config, words):
@@ -174,6 +192,28 @@ def test_saml_and_oauth2_providers_are_accepted_but_say_what_they_do(caplog):
     assert "verified as JWT bearer tokens" in text
     # Nothing authenticates through them: a bearer token without JWT settings is refused.
     refused(lambda: auth.resolve(Credentials(bearer=token({}))), 401)
+
+
+def test_oauth2_access_tokens_are_verified_as_jwts_and_listed_providers_are_all_accepted():
+    auth = Authenticator(
+        {"providers": ["oauth2", "saml"], "jwt": {"secret": SECRET, "issuer": "https://idp"}}
+    )
+    caller = auth.resolve(Credentials(bearer=token({"sub": "ann", "iss": "https://idp"})))
+    assert caller.principal.subject == "ann"
+    refused(lambda: auth.resolve(Credentials(bearer=token({"iss": "https://other"}))), 401)
+    refused(lambda: auth.resolve(Credentials(api_key="key-admin-0001")), 401)
+
+
+def test_a_role_map_may_grant_the_audit_trail():
+    auth = Authenticator(
+        {
+            "api_keys": {"key-auditor-01": {"roles": ["auditor"]}},
+            "roles": {"auditor": {"*": ["audit"]}},
+        }
+    )
+    auditor = auth.resolve(Credentials(api_key="key-auditor-01"))
+    auth.authorize(auditor, "Order", "audit")
+    refused(lambda: auth.authorize(auditor, "Order", "read"), 403)
 
 
 def test_secrets_may_come_from_the_environment_and_code_wins(monkeypatch):

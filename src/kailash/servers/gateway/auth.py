@@ -48,7 +48,9 @@ _READS = ["read", "list", "count", "aggregate"]
 #: Roles used when RBAC is on and auth_config names none.
 DEFAULT_ROLES: dict[str, Any] = {
     "admin": "*",
-    "editor": {"*": ["create", "update", "delete", "upsert", *_READS, EXECUTE]},
+    # Restoring undoes a delete, so whoever may delete may restore. The audit trail (old
+    # values, who acted) is admin-only unless a role map grants ``audit``.
+    "editor": {"*": ["create", "update", "delete", "restore", "upsert", *_READS, EXECUTE]},
     "viewer": {"*": _READS},
 }
 
@@ -253,6 +255,18 @@ class Authenticator:
             raise _fail("providers lists 'api_key' but no 'api_keys' are configured")
         if "jwt" in self.providers and self.jwt is None:
             raise _fail("providers lists 'jwt' but no 'jwt' settings are configured")
+        # Given, providers name every mechanism accepted: credentials of another kind are
+        # configuration the operator did not mean to enable.
+        if self.providers and self.api_keys and "api_key" not in self.providers:
+            raise _fail(
+                f"api_keys are configured but providers {list(self.providers)} does not list "
+                "'api_key'; add it, or leave providers out to accept every configured mechanism"
+            )
+        if self.providers and self.jwt is not None and not {"jwt", "oauth2"} & {*self.providers}:
+            raise _fail(
+                f"jwt settings are configured but providers {list(self.providers)} lists neither "
+                "'jwt' nor 'oauth2'; add one, or leave providers out"
+            )
         if "oauth2" in self.providers and self.jwt is None:
             log.warning(
                 "auth_config providers: 'oauth2' access tokens are verified as JWT bearer tokens; "

@@ -12,6 +12,7 @@ create         the model's writable fields, flat
 read           ``id``
 update         ``id``, then the fields to change, flat
 delete         ``id``
+restore        ``id`` (a soft-deleted record comes back); the record
 upsert         the fields, flat; ``conflict_on`` (a unique key)
 list           ``filter``, ``sort``, ``limit``, ``offset``, ``fields``, ``count_total``
 count          ``filter``
@@ -20,10 +21,14 @@ bulk_create    ``data`` (rows), ``batch_size``, ``conflict_resolution``, ``retur
 bulk_update    ``filter`` and ``update``
 bulk_delete    ``filter``, ``confirm_all``
 bulk_upsert    ``data`` (rows), ``conflict_on``, ``update_fields``, ``batch_size``
+audit          ``record_id``, ``action_type``, ``date_range``, ``limit``, ``offset``,
+               ``count_total``; ``{"records": [entry...], "count", "total", "limit",
+               "offset"}``, each entry ``{"id", "model", "record_id", "action", "changes",
+               "tenant_id", "actor", "created_at"}``
 =============  ======================================================================
 
 A node that takes a ``tenant_id`` parameter receives the caller's tenant as the run parameter
-``tenant_id``; callers never pass it themselves.
+``tenant_id``, and one that takes ``actor`` the caller's subject; callers never pass either.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ OPERATIONS = (
     "read",
     "update",
     "delete",
+    "restore",
     "upsert",
     "list",
     "count",
@@ -48,10 +54,13 @@ OPERATIONS = (
     "bulk_update",
     "bulk_delete",
     "bulk_upsert",
+    "audit",
 )
 BULK_OPERATIONS = ("bulk_create", "bulk_update", "bulk_delete", "bulk_upsert")
 #: Running a registered workflow, or a node that belongs to no model.
 EXECUTE = "execute"
+#: Parameters bound from the caller's credentials (and tenant header), never from a request.
+BOUND = ("tenant_id", "actor")
 
 
 @dataclass(frozen=True, slots=True)

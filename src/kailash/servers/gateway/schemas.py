@@ -14,14 +14,14 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, create_model
 from pydantic import ValidationError as PydanticValidationError
 
 from kailash.nodes.base import MISSING, Node
 from kailash.servers.gateway.errors import GatewayError
-from kailash.servers.gateway.protocol import FieldInfo, ModelInfo
+from kailash.servers.gateway.protocol import BOUND, FieldInfo, ModelInfo
 
 STRICT = ConfigDict(strict=True, extra="forbid")
 LAX = ConfigDict(extra="forbid")
@@ -29,7 +29,15 @@ _TEXT_FORMS = (dt.datetime, dt.date, decimal.Decimal)
 _PLAIN = (str, int, float, bool, *_TEXT_FORMS)
 #: Parameters the caller never sends: ``input`` only orders nodes; the tenant and the actor
 #: (who the audit log says acted) come from auth.
-HIDDEN = frozenset({"input", "tenant_id", "actor"})
+HIDDEN = frozenset({"input", *BOUND})
+
+
+class DateRange(BaseModel):
+    """A window of time: a date ``end`` includes that whole day."""
+
+    model_config = STRICT
+    start: Optional[str] = Field(None, description="A date or ISO-8601 datetime.")
+    end: Optional[str] = Field(None, description="A date or ISO-8601 datetime.")
 
 
 def annotation(kind: Any, nullable: bool = False) -> Any:
@@ -56,6 +64,7 @@ def _contract(model: ModelInfo, rows: type[BaseModel]) -> dict[str, Any]:
     """Types of the operation parameters that are not fields (protocol module docstring)."""
     names = _names(model)
     return {
+        "after": Optional[str],
         "filter": Optional[dict[str, Any]],
         "sort": Any,
         "limit": Optional[Annotated[int, Field(ge=0)]],
@@ -79,6 +88,9 @@ def _contract(model: ModelInfo, rows: type[BaseModel]) -> dict[str, Any]:
         "update": dict[str, Any],
         "data": list[rows],
         "version": int,
+        "record_id": Optional[annotation(model.pk.type)],
+        "action_type": Union[str, list[str]],
+        "date_range": DateRange,
     }
 
 
@@ -126,7 +138,10 @@ class ModelSchemas:
         conditions = {
             f.name: _field(f, optional=True)
             for f in model.fields
-            if f.read_only and updater is not None and f.name in updater.parameters
+            if f.read_only
+            and f.name not in HIDDEN
+            and updater is not None
+            and f.name in updater.parameters
         }
         self.replace = create_model(
             f"{name}Replace",
@@ -154,6 +169,27 @@ class ModelSchemas:
             total=(Optional[int], None),
             limit=(Optional[int], None),
             offset=(int, 0),
+            next_cursor=(Optional[str], None),
+        )
+        entry = create_model(
+            f"{name}AuditEntry",
+            __doc__=f"One write to a {name}: what changed (old and new values), who, when.",
+            id=(int, ...),
+            model=(str, ...),
+            record_id=(self.pk_type, ...),
+            action=(str, ...),
+            changes=(dict[str, Any], ...),
+            tenant_id=(Optional[str], None),
+            actor=(Optional[str], None),
+            created_at=(dt.datetime, ...),
+        )
+        self.audit_page = create_model(
+            f"{name}AuditPage",
+            records=(list[entry], ...),
+            count=(int, ...),
+            total=(Optional[int], None),
+            limit=(Optional[int], None),
+            offset=(int, 0),
         )
         self.deleted = create_model(
             f"{name}Deleted", id=(self.pk_type, ...), deleted=(bool, ...), soft=(bool, ...)
@@ -176,7 +212,7 @@ class ModelSchemas:
         for name, param in node.parameters.items():
             if name in HIDDEN:
                 continue
-            if name == self.model.primary_key and op in ("read", "update", "delete"):
+            if name == self.model.primary_key and op in ("read", "update", "delete", "restore"):
                 spec[name] = (self.pk_type, ...)
             elif name in fields and op in ("update", "upsert"):
                 spec[name] = _field(fields[name], optional=True)
