@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -68,12 +70,13 @@ def _admin(admin_engines: dict[str, sa.Engine], backend: str) -> sa.Engine:
     return admin_engines[backend]
 
 
-@pytest.fixture
-def fresh_url(request: pytest.FixtureRequest, tmp_path, admin_engines) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    """A URL to an empty database of the requested backend, dropped after the test."""
-    backend = getattr(request, "param", "sqlite")
+@contextmanager
+def fresh_database(
+    backend: str, admin_engines: dict[str, sa.Engine], folder: Path
+) -> Iterator[str]:
+    """A URL to an empty database of ``backend`` (SQLite: a file in ``folder``), dropped after."""
     if backend == "sqlite":
-        yield f"sqlite:///{tmp_path / 'test.db'}"
+        yield f"sqlite:///{folder / 'test.db'}"
         return
     require(backend)
     name = f"dft_{uuid.uuid4().hex[:12]}"
@@ -96,6 +99,13 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path, admin_engines) -> Iterat
         finally:
             with admin.connect() as conn:
                 conn.execute(sa.text(f"DROP DATABASE `{name}`"))
+
+
+@pytest.fixture
+def fresh_url(request: pytest.FixtureRequest, tmp_path, admin_engines) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """A URL to an empty database of the requested backend, dropped after the test."""
+    with fresh_database(getattr(request, "param", "sqlite"), admin_engines, tmp_path) as url:
+        yield url
 
 
 BACKENDS = ["sqlite", "postgresql", "mysql"]

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
+import time
 
 import anyio
 import httpx
+import jwt
 import pytest
 from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 
 from kailash import WorkflowBuilder
 from tests.examples.guide import block, run_block
@@ -17,6 +22,7 @@ from tests.nexus.conftest import nexus_command, run_nexus, served
 NEXUS = "DataFlow + Nexus Integration"
 GATEWAY = "Gateway API Generation"
 PARAMETERS = "Nexus Integration Parameters"
+COMPLETE = "Complete Nexus Integration Pattern"
 
 
 @pytest.fixture
@@ -106,4 +112,97 @@ def test_the_parameter_block_registers_a_templated_workflow(guide_env):
         )
     created = out.json()["results"]["create"]
     assert (created["name"], created["price"]) == ("Lamp", 19.99)
+    scope["db"].close()
+
+
+#: What an operator adds outside the code: the key its OAuth2 server signs access tokens with.
+IDP = {"secret": "the-idps-hs256-signing-key-of-32-bytes!", "issuer": "https://idp.example"}
+
+
+def access_token(**claims: object) -> str:
+    payload = {"iss": IDP["issuer"], "exp": int(time.time()) + 300, **claims}
+    return jwt.encode(payload, IDP["secret"], algorithm="HS256")
+
+
+@pytest.mark.parametrize("fresh_url", ["sqlite"], indirect=True)
+def test_the_complete_block_serves_every_channel_under_its_auth(guide_env, monkeypatch):
+    auth_env = json.dumps({"jwt": IDP})
+    monkeypatch.setenv("KAILASH_AUTH_CONFIG", auth_env)
+    scope = run_block(COMPLETE)
+    nexus, code = scope["nexus"], block(COMPLETE)
+    token = access_token(sub="alice", roles=["admin"], tenant_id="acme")
+    with served(nexus.api) as url:
+        # rbac_enabled: nothing is served to a caller without an access token
+        assert httpx.get(f"{url}/api/orders").status_code == 401
+        api = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"})
+
+        # API: Full CRUD + bulk operations + analytics
+        made = api.post("/api/orders", json={"customer_id": 7, "total": 40.0})
+        assert made.status_code == 201 and made.json()["tenant_id"] == "acme"
+        pk = made.json()["id"]
+        assert api.patch(f"/api/orders/{pk}", json={"status": "paid"}).json()["status"] == "paid"
+        replaced = api.put(f"/api/orders/{pk}", json={"customer_id": 7, "total": 45.0})
+        assert (replaced.json()["total"], replaced.json()["status"]) == (45.0, "pending")
+        bulk = {"operation": "create", "data": [{"customer_id": 8, "total": t} for t in (5, 6)]}
+        assert api.post("/api/orders/bulk", json=bulk).json()["inserted"] == 2
+        shipped = {
+            "operation": "update",
+            "filter": {"customer_id": 8},
+            "update": {"status": "shipped"},
+        }
+        assert api.post("/api/orders/bulk", json=shipped).json()["updated"] == 2
+        by_status = {"group_by": ["status"], "aggregate": {"sum": {"$sum": "total"}}}
+        analytics = api.post("/api/orders/aggregate", json=by_status).json()["records"]
+        assert analytics == [{"status": "pending", "sum": 45.0}, {"status": "shipped", "sum": 11.0}]
+        assert api.delete(f"/api/orders/{pk}").json() == {"id": pk, "deleted": True, "soft": False}
+        trail = api.get(f"/api/orders/{pk}/audit").json()["records"]  # 'audit_log': True
+        assert [(e["action"], e["actor"]) for e in trail] == [
+            ("create", "alice"),
+            ("update", "alice"),
+            ("update", "alice"),
+            ("delete", "alice"),
+        ]
+
+        # CLI: nexus orders create --customer-id 123 --total 250.00
+        command = re.search(r"# - CLI: (.+)", code).group(1)
+        (guide_env / "guideapp.py").write_text(code, encoding="utf-8")
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "DATABASE_URL": _url_of(scope["db"]),
+            "PYTHONPATH": str(guide_env),
+            "NEXUS_APP": "guideapp:nexus",
+            "KAILASH_AUTH_CONFIG": auth_env,
+            "NEXUS_TOKEN": token,  # or --token; the tenant comes from its claim
+        }
+        assert shlex.split(command)[0] == "nexus"
+        run_nexus(env, *shlex.split(command)[1:])
+        created = api.get("/api/orders", params={"filter": json.dumps({"customer_id": 123})})
+        assert [(r["total"], r["tenant_id"]) for r in created.json()["records"]] == [
+            (250.0, "acme")
+        ]
+
+        # MCP: AI agents can perform database operations
+        async def agent() -> tuple[set[str], list]:
+            transport = streamable_http_client(
+                f"{url}/mcp",
+                http_client=create_mcp_http_client(headers={"Authorization": f"Bearer {token}"}),
+            )
+            async with Client(transport) as client:
+                names = {t.name for t in (await client.list_tools()).tools}
+                listed = await client.call_tool("orders_list", {"filter": {"customer_id": 123}})
+                return names, listed.structured_content["records"]
+
+        names, records = anyio.run(agent)
+        assert {"orders_create", "orders_bulk_create", "orders_aggregate", "orders_audit"} <= names
+        assert [r["total"] for r in records] == [250.0]
+
+        # monitoring_config: Prometheus metrics, database operations included
+        metrics = api.get("/metrics").text
+        assert (
+            'gateway_requests_total{method="POST",route="/api/orders",status="201"} 1.0' in metrics
+        )
+        assert (
+            'gateway_operations_total{operation="aggregate",outcome="ok",resource="Order"}'
+            in metrics
+        )
     scope["db"].close()

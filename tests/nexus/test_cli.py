@@ -41,7 +41,7 @@ def test_resource_commands_create_list_get_update_delete(app_env):
             "products",
             "list",
             "--filter",
-            '{"name": "Desk"}',
+            '{"price": {"$gt": 10}}',
             "--fields",
             "name,price",
             "--json",

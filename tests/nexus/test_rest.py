@@ -72,6 +72,25 @@ def test_list_filters_sorts_pages_and_projects(api):
     assert set(queried["records"][0]) == {"id", "name"}
 
 
+def test_list_filters_with_operators_and_pages_by_cursor(api):
+    for name, price in [("a", 5), ("b", 15), ("c", 25), ("d", 10)]:
+        api.post("/api/products", json={"name": name, "price": price})
+    over = {"filter": json.dumps({"price": {"$gt": 10}}), "sort": "name"}
+    assert [r["name"] for r in api.get("/api/products", params=over).json()["records"]] == [
+        "b",
+        "c",
+    ]
+    either = {"$or": [{"price": {"$lte": 5}}, {"name": {"$in": ["d"]}}]}
+    queried = api.post("/api/products/query", json={"filter": either, "sort": ["name"]}).json()
+    assert [r["name"] for r in queried["records"]] == ["a", "d"]
+
+    first = api.get("/api/products", params={"sort": "-price", "limit": 3}).json()
+    assert [r["name"] for r in first["records"]] == ["c", "b", "d"]
+    rest = {"sort": "-price", "limit": 3, "after": first["next_cursor"]}
+    last = api.get("/api/products", params=rest).json()
+    assert [r["name"] for r in last["records"]] == ["a"] and last["next_cursor"] is None
+
+
 def test_bulk_create_update_upsert_delete(api, db):
     created = api.post(
         "/api/products/bulk",
@@ -114,9 +133,6 @@ def test_an_empty_bulk_delete_filter_is_refused_and_deletes_nothing(api, db):
 
 
 def test_aggregate_groups_records(api):
-    paths = api.get("/openapi.json").json()["paths"]
-    if "/api/products/aggregate" not in paths:
-        pytest.skip("the generated AggregateNode arrives with the query-language work")
     for name, price in [("a", 5), ("a", 15), ("b", 25)]:
         api.post("/api/products", json={"name": name, "price": price})
     out = api.post(
