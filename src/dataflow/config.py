@@ -87,6 +87,12 @@ class DataFlowConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigurationError(f"{name} must be a non-negative int, got {value!r}")
+        threshold = self.slow_query_threshold
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float) or threshold < 0:
+            raise ConfigurationError(
+                "slow_query_threshold is in milliseconds (a non-negative number), "
+                f"got {threshold!r}"
+            )
         if self.pool_reset_on_return not in (None, "rollback", "commit"):
             raise ConfigurationError(
                 "pool_reset_on_return must be 'rollback', 'commit' or None, got "

@@ -17,6 +17,7 @@ from sqlalchemy.pool import StaticPool
 
 from dataflow.config import DatabaseTarget, DataFlowConfig
 from dataflow.errors import TransactionError
+from dataflow.monitoring import StatementMonitor
 from dataflow.query import sqlite_functions
 from dataflow.transactions.scope import find_transaction
 
@@ -141,6 +142,11 @@ class Database:
         # one the moment the last commits; SQLite's own busy handler would sleep and poll.
         self._writer: threading.Lock | None = (
             threading.Lock() if target.dialect == "sqlite" and not target.memory else None
+        )
+        self.monitor: StatementMonitor | None = (
+            StatementMonitor(self.engine, config.slow_query_threshold)
+            if config.monitoring
+            else None
         )
         #: The transaction of an enclosing ``db.transaction()`` block, if any (per thread / task).
         self.bound: ContextVar[Transaction | None] = ContextVar(

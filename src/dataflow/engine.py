@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Iterator, Mapping
@@ -24,6 +25,7 @@ from dataflow.features.tenancy import Tenancy, bind_tenant, check_tenant
 from dataflow.models.parse import parse_model
 from dataflow.models.relations import Relation, resolve_relations
 from dataflow.models.spec import ModelSpec
+from dataflow.monitoring import pool_state
 from dataflow.records import Records
 from dataflow.schema.sync import sync, sync_table
 from dataflow.schema.tables import build_table, link_foreign_key
@@ -317,6 +319,15 @@ class DataFlow:
         participants' DataFlow instances.
         """
         return recover_two_phase_commits(self, list(participants))
+
+    def metrics(self) -> dict[str, Any]:
+        """The connection pool's state and, with ``monitoring=True``, statement timings."""
+        out: dict[str, Any] = {"pool": pool_state(self.database.engine)}
+        monitor = self.database.monitor
+        if monitor is not None:
+            stats = monitor.stats()
+            out["queries"] = {**dataclasses.asdict(stats), "mean_ms": stats.mean_ms}
+        return out
 
     def close(self) -> None:
         """Close every pooled connection."""
