@@ -205,27 +205,26 @@ def _update(r: _Routes) -> None:
 
 
 def _delete(r: _Routes) -> None:
-    if "delete" not in r.ops:
-        return
-    Pk, Deleter = r.Pk, r.guard("delete")
-
-    def delete_record(id: Pk, caller: Deleter) -> Any:
-        return r.call(caller, "delete", {"id": id})
-
     summary = f"Delete a {r.model.name} (soft, where the model keeps deleted records)"
-    r.add(r.item, "DELETE", delete_record, summary, response_model=r.schemas.deleted)
+    _by_id(r, "delete", "DELETE", r.item, summary, r.schemas.deleted)
 
 
 def _restore(r: _Routes) -> None:
-    if "restore" not in r.ops:
-        return
-    Pk, Restorer = r.Pk, r.guard("restore")
-
-    def restore_record(id: Pk, caller: Restorer) -> Any:
-        return r.call(caller, "restore", {"id": id})
-
     summary = f"Bring back a soft-deleted {r.model.name}"
-    r.add(f"{r.item}/restore", "POST", restore_record, summary, response_model=r.schemas.record)
+    _by_id(r, "restore", "POST", f"{r.item}/restore", summary, r.schemas.record)
+
+
+def _by_id(r: _Routes, op: str, method: str, path: str, summary: str, response: Any) -> None:
+    """A route whose only argument is the record's id."""
+    if op not in r.ops:
+        return
+    Pk, Allowed = r.Pk, r.guard(op)
+
+    def endpoint(id: Pk, caller: Allowed) -> Any:
+        return r.call(caller, op, {"id": id})
+
+    endpoint.__name__ = f"{op}_record"  # names the operation in OpenAPI
+    r.add(path, method, endpoint, summary, response_model=response)
 
 
 def _bulk(r: _Routes) -> None:
