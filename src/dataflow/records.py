@@ -24,6 +24,7 @@ from dataflow.features.soft_delete import SoftDelete
 from dataflow.features.versioning import Versioning
 from dataflow.models.spec import ModelSpec
 from dataflow.models.types import utcnow
+from dataflow.rows import RowBuilder, row_builder
 from dataflow.schema.tables import unique_fields, unique_where
 
 if TYPE_CHECKING:
@@ -78,6 +79,7 @@ class Records:
         self._count = sa.select(sa.func.count()).select_from(table)
         self._updates: dict[tuple[Any, ...], Any] = {}
         self._selects: dict[tuple[Any, ...], tuple[sa.Select[Any], Any, Any]] = {}
+        self._row_builders: dict[tuple[str, ...] | None, RowBuilder] = {}
         self._scoped: dict[tuple[int, ...], tuple[Any, Any, list[Any]]] = {}
         # Features fill their own columns once per statement, not row by row.
         self._defaults = [(n, f) for n, f in spec.fields.items() if f.has_default and not f.managed]
@@ -389,6 +391,17 @@ class Records:
                     self._selects.clear()
                 self._selects[key] = (stmt, filter, order)  # they stay alive: ids stay theirs
         result = conn.execute(self.scoped(stmt, self.where(scope)))
+        if self.dialect == "sqlite":
+            names = tuple(fields) if fields else None
+            build = self._row_builders.get(names)
+            if build is None:
+                if len(self._row_builders) >= 256:
+                    self._row_builders.clear()
+                columns = list(stmt.selected_columns)
+                build = self._row_builders[names] = row_builder(columns, conn.dialect)
+            rows = result.cursor.fetchall()
+            result.close()
+            return build(rows)
         # map() keeps the per-row work in C: a third faster than a comprehension here.
         return list(map(dict, map(zip, repeat(tuple(result.keys())), result.all())))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import difflib
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -26,6 +27,17 @@ class DataFlowNode(Node):
     checks: ClassVar[Mapping[str, Checker]] = {}
     #: Parameters that must be present when the node runs.
     required_params: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, node_id: str, config: Mapping[str, Any] | None = None) -> None:
+        super().__init__(node_id, config)
+        # A built workflow is a snapshot: later changes to the caller's dicts do not reach it,
+        # so the literal params, once checked, need no checking again on the next run.
+        try:
+            self.config = copy.deepcopy(self.config)
+            self._snapshot = True
+        except Exception:  # a value that cannot be copied (a generator, say) is used as is
+            self._snapshot = False
+        self._checked_config: dict[str, Any] | None = None
 
     @classmethod
     def label(cls, node_id: str) -> str:
@@ -108,7 +120,21 @@ class DataFlowNode(Node):
         cls.check(node_id, config, partial=True)
 
     def prepare(self, inputs: dict[str, Any]) -> dict[str, Any]:
-        return self.check(self.node_id, inputs, partial=False)
+        literal = self._snapshot and self._is_config(inputs)
+        if literal and self._checked_config is not None:
+            return dict(self._checked_config)
+        checked = self.check(self.node_id, inputs, partial=False)
+        if literal:
+            self._checked_config = dict(checked)
+        return checked
+
+    def _is_config(self, inputs: Mapping[str, Any]) -> bool:
+        """Whether ``inputs`` are the literal params alone (no connection, no run parameter)."""
+        config = self.config
+        if len(inputs) != len(config):
+            return False
+        missing = object()
+        return all(inputs.get(name, missing) is value for name, value in config.items())
 
 
 # -- reusable checkers ----------------------------------------------------------------------
