@@ -3,7 +3,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test check lint types imports bench bench-http clean
+.PHONY: setup services demo test check lint types imports bench bench-http clean
 
 setup: $(STAMP)
 
@@ -12,10 +12,13 @@ $(STAMP): pyproject.toml
 	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[all,dev]'
 	@touch $(STAMP)
 
+services:  # outside CI, a server that cannot be started only skips its tests
+	@scripts/services || test "$$CI" != true
+
 demo: setup
 	@dir=$$(mktemp -d) && cd $$dir && env -u DATABASE_URL $(CURDIR)/$(BIN)/python $(CURDIR)/examples/quickstart.py
 
-test: setup
+test: setup services
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup

@@ -150,7 +150,10 @@ def test_default_roles_when_rbac_is_on_without_a_role_map(auth):
 
 def test_without_rbac_any_authenticated_caller_may_act():
     auth = Authenticator({"api_keys": {"key-plain-0001": {}}}, required=True)
+    assert auth.grants is None
     auth.authorize(auth.resolve(Credentials(api_key="key-plain-0001")), "Product", "bulk_delete")
+    refused(lambda: auth.resolve(Credentials()), 401)
+    refused(lambda: auth.resolve(Credentials(api_key="key-wrong-0001")), 401)
 
 
 @pytest.mark.parametrize(
