@@ -27,16 +27,21 @@ class DataFlowNode(Node):
     checks: ClassVar[Mapping[str, Checker]] = {}
     #: Parameters that must be present when the node runs.
     required_params: ClassVar[tuple[str, ...]] = ()
+    #: Whether a built workflow keeps its own copy of the literal params, checked once. Bulk
+    #: nodes say no: copying 100,000 rows would cost more than checking them on each run.
+    snapshot_params: ClassVar[bool] = True
 
     def __init__(self, node_id: str, config: Mapping[str, Any] | None = None) -> None:
         super().__init__(node_id, config)
         # A built workflow is a snapshot: later changes to the caller's dicts do not reach it,
         # so the literal params, once checked, need no checking again on the next run.
-        try:
-            self.config = copy.deepcopy(self.config)
-            self._snapshot = True
-        except Exception:  # a value that cannot be copied (a generator, say) is used as is
-            self._snapshot = False
+        self._snapshot = False
+        if self.snapshot_params:
+            try:
+                self.config = copy.deepcopy(self.config)
+                self._snapshot = True
+            except Exception:  # a value that cannot be copied (a generator, say) is used as is
+                pass
         self._checked_config: dict[str, Any] | None = None
 
     @classmethod

@@ -79,6 +79,8 @@ def check_update_fields(names: Checker) -> Checker:
 class BulkNode(ModelNode):
     """Shared by the nodes that write rows given in ``data``."""
 
+    snapshot_params = False
+
     @classmethod
     def validate_config(
         cls, node_id: str, config: Mapping[str, Any], connected: frozenset[str]

@@ -231,3 +231,29 @@ def test_string_primary_keys_are_supplied_by_the_user(db):
 
     run_node("CountryCreateNode", {"id": "nz", "name": "New Zealand"})
     assert run_node("CountryReadNode", {"id": "nz"})["name"] == "New Zealand"
+
+
+def test_a_built_workflow_keeps_its_params_and_runs_again(things):
+    meta = {"colour": "red"}
+    builder = WorkflowBuilder()
+    builder.add_node("ThingCreateNode", "create", {"label": "a", "meta": meta})
+    workflow = builder.build()
+    meta["colour"] = "blue"  # the caller's dict changes after build(): the workflow's does not
+    runtime = LocalRuntime()
+    first = runtime.execute(workflow)[0]["create"]
+    first["meta"]["colour"] = "green"  # nor does a change to one run's output
+    second = runtime.execute(workflow)[0]["create"]
+    assert first["id"] != second["id"]
+    assert second["meta"] == {"colour": "red"}
+    assert count_rows(things, "things") == 2
+
+
+def test_a_built_bulk_workflow_writes_its_rows_on_each_run(users):
+    builder = WorkflowBuilder()
+    rows = [{"name": f"u{i}", "email": f"u{i}@example.com"} for i in range(3)]
+    builder.add_node("UserBulkCreateNode", "load", {"data": rows})
+    workflow = builder.build()
+    runtime = LocalRuntime()
+    assert runtime.execute(workflow)[0]["load"]["inserted"] == 3
+    assert runtime.execute(workflow)[0]["load"]["inserted"] == 3
+    assert count_rows(users, "users") == 6
