@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -295,8 +297,22 @@ class Saga:
         if self.status == "running":
             self.status = "compensating"
             self.save()
-        self.compensate()
+        with self._bindings():
+            self.compensate()
         return "compensated"
+
+    @contextmanager
+    def _bindings(self) -> Iterator[None]:
+        """Act again for the tenant and actor each instance had bound when the saga started."""
+        with ExitStack() as stack:
+            for db, bound in zip(
+                involved(self.db, self.steps), self.state.get("bound", []), strict=False
+            ):
+                if bound["tenant"] is not None:
+                    stack.enter_context(db.tenant(bound["tenant"]))
+                if bound["actor"] is not None:
+                    stack.enter_context(db.actor(bound["actor"]))
+            yield
 
 
 def start_saga(
@@ -312,6 +328,11 @@ def start_saga(
         "data": data,
         "steps": [_initial_record(db, s) for s in steps],
         "failed_step": None,
+        # Who the saga acts for, per instance its steps use: recovery compensates as them.
+        "bound": [
+            {"tenant": d.bound_tenant.get(), "actor": d.bound_actor.get()}
+            for d in involved(db, steps)
+        ],
     }
     saga = Saga(db, saga_id, steps, settings, state)
     with claim(db.database, f"saga:{saga_id}") as held:

@@ -90,15 +90,31 @@ class FragileRollback(Node):
         return {}
 
 
+class FragileLedgerUndo(Node):
+    """Undoes a ledger entry of the bound tenant, except while ``broken`` is set."""
+
+    parameters = {n: NodeParameter(n) for n in ("step_input", "step_output")}
+    broken = True
+
+    def run(self, step_input: dict, step_output: dict | None) -> dict:
+        if FragileLedgerUndo.broken:
+            raise RuntimeError("ledger service unavailable")
+        run_node("LedgerEntryDeleteNode", {"id": step_output["id"]})  # type: ignore[index]
+        return {}
+
+
+NODES = (Recorder, Boom, Flaky, Sleep, FragileRollback, FragileLedgerUndo)
+
+
 @pytest.fixture(autouse=True)
 def nodes():
     from kailash.nodes import default_registry
 
     Recorder.seen = []
-    for cls in (Recorder, Boom, Flaky, Sleep, FragileRollback):
+    for cls in NODES:
         default_registry.register(cls, replace=True)
     yield
-    for cls in (Recorder, Boom, Flaky, Sleep, FragileRollback):
+    for cls in NODES:
         default_registry.unregister(cls.__name__)
 
 
@@ -223,6 +239,33 @@ def test_a_failed_compensation_leaves_the_saga_to_recovery(shop):
     assert state(shop)["payments"] == 0
     assert state(shop)["compensations"] == ["order", "payment"]
     assert shop.recover_sagas().compensated == []
+
+
+def test_recovery_compensates_as_the_tenant_and_actor_the_saga_ran_for(db):
+    @db.model
+    class LedgerEntry:
+        amount: float
+        __dataflow__ = {"multi_tenant": True, "audit_log": True}
+
+    db.create_tables()
+    FragileLedgerUndo.broken = True
+    steps = [
+        {"node": "LedgerEntryCreateNode", "params": {"amount": 5.0}},
+        {"node": "Boom", "compensation": None},
+    ]
+    steps[0]["compensation"] = "FragileLedgerUndo"
+    with db.tenant("t1"), db.actor("alice"):
+        saga_error(steps)
+        entry = run_node("LedgerEntryListNode")["records"][0]
+    FragileLedgerUndo.broken = False
+    assert db.recover_sagas().compensated  # with no tenant or actor bound here
+    with db.tenant("t1"):
+        assert run_node("LedgerEntryCountNode")["count"] == 0
+        trail = run_node("LedgerEntryAuditNode", {"record_id": entry["id"]})["records"]
+    assert [(r["action"], r["actor"], r["tenant_id"]) for r in trail] == [
+        ("create", "alice", "t1"),
+        ("delete", "alice", "t1"),
+    ]
 
 
 def test_concurrent_recoveries_compensate_each_saga_once(shop):
