@@ -44,7 +44,9 @@ def _describe(diff: Any, spec: ModelSpec | None) -> str:
     return " ".join(str(part) for part in diff)
 
 
-Plan = tuple[list[sa.Column[Any]], list[sa.ForeignKeyConstraint], list]
+Plan = tuple[
+    list[sa.Column[Any]], list[sa.ForeignKeyConstraint], list[sa.ForeignKeyConstraint], list
+]
 
 
 def _plan(conn: Connection, table: sa.Table) -> Plan:
@@ -57,6 +59,7 @@ def _plan(conn: Connection, table: sa.Table) -> Plan:
     )
     add_columns: list[sa.Column[Any]] = []
     add_keys: list[sa.ForeignKeyConstraint] = []
+    removed_keys: set[Any] = set()
     refused: list = []
     for diff in compare_metadata(context, table.metadata):
         kind = diff[0] if isinstance(diff, tuple) else None
@@ -68,12 +71,13 @@ def _plan(conn: Connection, table: sa.Table) -> Plan:
                 refused.append(diff)
         elif kind == "add_fk":
             add_keys.append(diff[1])
+        elif kind == "remove_fk":
+            removed_keys.add(diff[1].name)
         elif kind in (
             "add_index",
             "remove_index",
             "add_constraint",
             "remove_constraint",
-            "remove_fk",
             "remove_table",
             "add_table",
         ):
@@ -82,7 +86,10 @@ def _plan(conn: Connection, table: sa.Table) -> Plan:
             continue
         else:
             refused.append(diff)
-    return add_columns, add_keys, refused
+    # A key of DataFlow's that the model now wants in another form (a relation between
+    # tenant models gains tenant_id) is replaced; keys made outside DataFlow are left alone.
+    replaced = [k for k in add_keys if k.name in removed_keys]
+    return add_columns, add_keys, replaced, refused
 
 
 def _index_plan(conn: Connection, table: sa.Table) -> tuple[list[sa.Index], list[sa.Index]]:
@@ -120,7 +127,7 @@ def sync(conn: Connection, table: sa.Table, owner: str, spec: ModelSpec | None =
     if not sa.inspect(conn).has_table(table.name):
         table.create(conn)
         return [f"created table {table.name}"]
-    add_columns, add_keys, refused = _plan(conn, table)
+    add_columns, add_keys, replaced, refused = _plan(conn, table)
     if refused:
         raise MigrationError(
             f"{owner}: table '{table.name}' exists and differs from the model: "
@@ -134,8 +141,8 @@ def sync(conn: Connection, table: sa.Table, owner: str, spec: ModelSpec | None =
         ops.add_column(table.name, column._copy())
         done.append(f"added column {table.name}.{column.name}")
     for key in add_keys:
-        _add_foreign_key(conn, ops, owner, table, key)
-        done.append(f"added foreign key {key.name}")
+        _add_foreign_key(conn, ops, owner, table, key, replace=key in replaced)
+        done.append(f"{'replaced' if key in replaced else 'added'} foreign key {key.name}")
     # After the keys: SQLite adds one by copying the table, indexes and all.
     missing, changed = _index_plan(conn, table)
     for index in changed:
@@ -148,9 +155,15 @@ def sync(conn: Connection, table: sa.Table, owner: str, spec: ModelSpec | None =
 
 
 def _add_foreign_key(
-    conn: Connection, ops: Operations, owner: str, table: sa.Table, key: sa.ForeignKeyConstraint
+    conn: Connection,
+    ops: Operations,
+    owner: str,
+    table: sa.Table,
+    key: sa.ForeignKeyConstraint,
+    replace: bool = False,
 ) -> None:
-    """Add a relation's FOREIGN KEY to an existing table; its rows must all point somewhere."""
+    """Add a relation's FOREIGN KEY to an existing table (``replace``: the key of that name
+    first goes); its rows must all point somewhere."""
     name_of_table = table.name
     local = [c.name for c in key.columns]
     target = key.elements[0].column.table.name
@@ -163,6 +176,11 @@ def _add_foreign_key(
     )
     if conn.dialect.name != "sqlite":
         try:
+            if replace:
+                ops.drop_constraint(name, name_of_table, type_="foreignkey")
+                indexes = {i["name"] for i in sa.inspect(conn).get_indexes(name_of_table)}
+                if name in indexes:  # MariaDB keeps the index it made for the key
+                    ops.drop_index(name, table_name=name_of_table)
             ops.create_foreign_key(name, name_of_table, target, local, remote)
         except sa_exc.IntegrityError as exc:
             raise refused from exc
@@ -174,6 +192,8 @@ def _add_foreign_key(
         conn.exec_driver_sql("BEGIN IMMEDIATE")
     conn.exec_driver_sql("PRAGMA defer_foreign_keys = ON")
     with ops.batch_alter_table(name_of_table) as batch:
+        if replace:
+            batch.drop_constraint(name, type_="foreignkey")
         batch.create_foreign_key(name, target, local, remote)
     if conn.exec_driver_sql(f'PRAGMA foreign_key_check("{name_of_table}")').first() is not None:
         raise refused

@@ -51,8 +51,13 @@ def unique_fields(spec: ModelSpec, fields: tuple[str, ...]) -> tuple[str, ...]:
     """
     if fields == (spec.primary_key,):
         return fields
-    prefix = tuple(k for f in spec.features for k in f.key_fields() if k not in fields)
-    return (*prefix, *fields)
+    return (*(k for k in key_prefix(spec) if k not in fields), *fields)
+
+
+def key_prefix(spec: ModelSpec) -> tuple[str, ...]:
+    """The features' key columns (``tenant_id``): every unique key but the primary key starts
+    with them."""
+    return tuple(k for f in spec.features for k in f.key_fields())
 
 
 def unique_where(spec: ModelSpec, table: sa.Table) -> sa.ColumnElement[bool] | None:
@@ -79,10 +84,14 @@ def build_table(spec: ModelSpec, metadata: sa.MetaData) -> sa.Table:
                 options = {"postgresql_where": partial, "sqlite_where": partial}
         sa.Index(index.name, *(table.c[n] for n in names), unique=index.unique, **options)
     pk = table.c[spec.primary_key]
+    scoping = key_prefix(spec)
     for field in spec.fields.values():
         if field.indexed:
             # The primary key after the field lets the index also serve lists in key order.
-            sa.Index(short_name(f"ix_{table.name}_{field.name}"), table.c[field.name], pk)
+            # On a scoping field (tenant_id) it is declared unique, which it is anyway, so
+            # that relations from other tenant models can reference (tenant_id, id).
+            name = short_name(f"ix_{table.name}_{field.name}")
+            sa.Index(name, table.c[field.name], pk, unique=field.name in scoping)
     spec.table = table
     return table
 
@@ -101,14 +110,21 @@ def foreign_key_name(table: str, field: str) -> str:
 def link_foreign_key(spec: ModelSpec, field: str, target: ModelSpec) -> bool:
     """Give ``spec``'s table a FOREIGN KEY from ``field`` to ``target``'s primary key.
 
-    Returns False when the table already has it. The key names its target by table name, so
-    it follows the target when that model is defined again.
+    Between two multi-tenant models the key is ``(tenant_id, field) -> (tenant_id, id)``, so
+    the database itself refuses a row that points at another tenant's row. Returns False when
+    the table already has the key. The key names its target by table name, so it follows the
+    target when that model is defined again.
     """
     table = spec.t
     ref = f"{target.table_name}.{target.primary_key}"
     if any(fk.target_fullname == ref for fk in table.c[field].foreign_keys):
         return False
+    shared = [k for k in key_prefix(target) if k in key_prefix(spec)]
     table.append_constraint(
-        sa.ForeignKeyConstraint([field], [ref], name=foreign_key_name(table.name, field))
+        sa.ForeignKeyConstraint(
+            [*shared, field],
+            [f"{target.table_name}.{k}" for k in shared] + [ref],
+            name=foreign_key_name(table.name, field),
+        )
     )
     return True

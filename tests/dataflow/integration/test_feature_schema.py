@@ -55,7 +55,7 @@ def test_the_options_add_their_columns_and_indexes(db, backend):
     assert found["idx_tenant_status"] == (["tenant_id", "status"], False, False)
     assert found["idx_customer_date"] == (["customer_id", "created_at"], False, False)
     assert found["ux_orders_ref"] == (["tenant_id", "ref"], True, partial)
-    assert found["ix_orders_tenant_id"] == (["tenant_id", "id"], False, False)
+    assert found["ix_orders_tenant_id"] == (["tenant_id", "id"], True, False)  # see relations
 
 
 def test_an_existing_table_gains_soft_delete_versions_and_an_audit_log(url, backend):

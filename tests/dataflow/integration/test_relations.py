@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 import sqlalchemy as sa
 
@@ -191,3 +193,46 @@ def test_a_foreign_key_is_not_added_over_rows_that_point_nowhere(url):
     with second.database.engine.connect() as conn:  # the table and its row are untouched
         assert conn.execute(sa.text("SELECT customer_id FROM orders")).all() == [(7,)]
     second.close()
+
+
+def tenant_models(db: DataFlow) -> None:
+    @db.model
+    class Customer:
+        email: str
+        __dataflow__ = {"multi_tenant": True}
+
+    @db.model
+    class Order:
+        customer_id: int
+        __dataflow__ = {"multi_tenant": True}
+
+
+def test_a_key_between_tenant_models_includes_the_tenant_and_replaces_a_plain_one(url):
+    db = DataFlow(url)
+    tenant_models(db)
+    # A schema with the plain key (customer_id -> customers.id) earlier versions made.
+    old = sa.MetaData()
+    for spec in (db.get_model("Customer"), db.get_model("Order")):
+        sa.Table(spec.table_name, old, *(c._copy() for c in spec.t.columns))
+    old.tables["orders"].append_constraint(
+        sa.ForeignKeyConstraint(["customer_id"], ["customers.id"], name="fk_orders_customer_id")
+    )
+    with db.database.engine.begin() as conn:
+        old.create_all(conn)
+        conn.execute(
+            old.tables["customers"].insert(), _stamped({"email": "a@x", "tenant_id": "t1"})
+        )
+        conn.execute(old.tables["orders"].insert(), _stamped({"customer_id": 1, "tenant_id": "t1"}))
+    assert "replaced foreign key fk_orders_customer_id" in db.create_tables()
+    keys = foreign_keys(db, "orders")
+    assert len(keys) == 1 and sorted(keys[0][0]) == ["customer_id", "tenant_id"]
+    assert run_node("OrderCountNode", {"tenant_id": "t1"})["count"] == 1  # rows kept
+    with pytest.raises(NodeExecutionError) as info:
+        run_node("OrderCreateNode", {"customer_id": 1, "tenant_id": "t2"})
+    assert isinstance(info.value.cause, IntegrityError)
+    db.close()
+
+
+def _stamped(row: dict) -> dict:
+    now = dt.datetime(2026, 1, 1)
+    return {**row, "created_at": now, "updated_at": now}

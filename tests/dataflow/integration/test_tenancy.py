@@ -166,6 +166,32 @@ def test_relation_filters_only_follow_rows_of_the_tenant(shop):
     assert none == {"count": 0}
 
 
+def test_a_row_may_only_point_at_a_row_of_its_own_tenant(db, shop):
+    theirs = shop["t2"]["ann"]
+    attempts = [
+        ("OrderCreateNode", {"customer_id": theirs, "total": 1.0}),
+        ("OrderUpdateNode", {"id": shop["t1"]["orders"][0], "customer_id": theirs}),
+        ("OrderBulkCreateNode", {"data": [{"customer_id": theirs, "total": 1.0}]}),
+        (
+            "OrderBulkUpsertNode",
+            {"data": [{"id": shop["t1"]["orders"][0], "customer_id": theirs, "total": 1.0}]},
+        ),
+        ("OrderBulkUpdateNode", {"filter": {}, "update": {"customer_id": theirs}}),
+    ]
+    for node_type, params in attempts:
+        error = failure(node_type, {**params, "tenant_id": "t1"})
+        assert isinstance(error, IntegrityError), (node_type, error)
+        assert "foreign key" in str(error).lower(), str(error)
+    with_t1 = run_node("OrderListNode", {"tenant_id": "t1", "sort": ["id"]})["records"]
+    assert [r["customer_id"] for r in with_t1] == [shop["t1"]["ann"], shop["t1"]["bob"]]
+    assert count_rows(db, "orders") == 4
+    moved = run_node(
+        "OrderUpdateNode",
+        {"id": shop["t1"]["orders"][1], "customer_id": shop["t1"]["ann"], "tenant_id": "t1"},
+    )
+    assert moved["customer_id"] == shop["t1"]["ann"]
+
+
 def test_context_binding_reaches_both_runtimes_and_not_other_threads(db):
     define(db)
     with db.tenant("t1"):
