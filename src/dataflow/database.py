@@ -15,6 +15,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
+from dataflow.changes import ChangeEvent, ChangeFeed
 from dataflow.config import DatabaseTarget, DataFlowConfig
 from dataflow.errors import TransactionError
 from dataflow.monitoring import StatementMonitor
@@ -148,6 +149,8 @@ class Database:
             if config.monitoring
             else None
         )
+        #: Listeners of committed changes (see dataflow.changes).
+        self.changes = ChangeFeed()
         #: The transaction of an enclosing ``db.transaction()`` block, if any (per thread / task).
         self.bound: ContextVar[Transaction | None] = ContextVar(
             f"dataflow_tx_{id(self)}", default=None
@@ -182,6 +185,16 @@ class Database:
                     yield conn
             finally:
                 conn.close()
+
+    def announce(self, event: ChangeEvent) -> None:
+        """Tell listeners of a finished write: now, or when its enclosing transaction commits."""
+        if not self.changes.listening:
+            return
+        tx = find_transaction(self, create=False)
+        if tx is None:
+            self.changes.publish((event,))
+        else:
+            tx.changes.append(event)
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:

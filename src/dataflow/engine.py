@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -153,6 +153,14 @@ class DataFlow:
     def actor(self, actor: str) -> AbstractContextManager[str]:
         """``with db.actor("alice"):`` — the audit log names ``alice`` for the block's writes."""
         return self.bound_actor.bind(actor, "db.actor()")
+
+    def subscribe_changes(self, listener: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        """Call ``listener`` with each committed write's change; returns the unsubscribe.
+
+        A change is ``{"model", "action", "ids", "count", "tenant_id", "at"}``; see
+        ``dataflow.changes``. Listeners run on the writing thread and must not block.
+        """
+        return self.database.changes.subscribe(listener)
 
     @property
     def models(self) -> Mapping[str, ModelSpec]:

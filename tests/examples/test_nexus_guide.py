@@ -14,6 +14,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
+from websockets.sync.client import connect
 
 from kailash import WorkflowBuilder
 from tests.examples.guide import block, run_block
@@ -205,4 +206,16 @@ def test_the_complete_block_serves_every_channel_under_its_auth(guide_env, monke
             'gateway_operations_total{operation="aggregate",outcome="ok",resource="Order"}'
             in metrics
         )
+
+        # WebSocket: Real-time database change notifications
+        changes = url.replace("http://", "ws://") + "/ws/changes"
+        with connect(changes, additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+            assert json.loads(ws.recv(timeout=10)) == {"type": "subscribed", "models": ["orders"]}
+            made = api.post("/api/orders", json={"customer_id": 9, "total": 1.0}).json()
+            change = json.loads(ws.recv(timeout=10))
+            assert (change["action"], change["ids"], change["tenant_id"]) == (
+                "create",
+                [made["id"]],
+                "acme",
+            )
     scope["db"].close()

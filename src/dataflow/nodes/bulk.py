@@ -179,8 +179,11 @@ class BulkCreateNode(BulkNode):
             progress=progress,
         )
         out = _report(outcome, atomic, "processed", "inserted", "updated", "skipped", "batches")
+        ids = None
         if return_ids:
             out["ids"] = outcome.ids
+            ids = [i for i in outcome.ids or () if i is not None]
+        self.announce(_scope, "bulk_create", outcome.inserted + outcome.updated, ids)
         return out
 
 
@@ -208,6 +211,7 @@ class BulkUpsertNode(BulkNode):
             atomic=atomic,
             progress=progress,
         )
+        self.announce(_scope, "bulk_upsert", outcome.inserted + outcome.updated)
         return _report(outcome, atomic, "processed", "inserted", "updated")
 
 
@@ -235,6 +239,7 @@ class BulkUpdateNode(BulkNode):
             outcome = self.write(
                 _scope, "update", data, batch_size, atomic=atomic, progress=progress
             )
+            self.announce(_scope, "bulk_update", outcome.updated)
             return _report(outcome, atomic, "processed", "updated")
         if update is None or filter is None:
             name = "update" if update is None else "filter"
@@ -248,6 +253,7 @@ class BulkUpdateNode(BulkNode):
         records = self.records()
         with self.connect(_scope) as conn:
             updated = update_where(conn, records, _scope, _where(filter, _scope), update, limit)
+        self.announce(_scope, "bulk_update", updated)
         return {"processed": updated, "updated": updated}
 
 
@@ -270,6 +276,7 @@ class BulkDeleteNode(ModelNode):
         records = self.records()
         with self.connect(_scope) as conn:
             deleted = delete_where(conn, records, _scope, _where(filter, _scope), soft)
+        self.announce(_scope, "bulk_soft_delete" if soft else "bulk_delete", deleted)
         return {"processed": deleted, "deleted": deleted, "soft": soft}
 
 

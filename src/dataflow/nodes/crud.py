@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from dataflow.changes import ChangeEvent
 from dataflow.errors import NotFoundError, TenantIsolationError
 from dataflow.features.base import Scope
 from dataflow.features.tenancy import Tenancy, missing_tenant
@@ -73,6 +75,15 @@ class ModelNode(DataFlowNode):
         """A transactional connection acting for ``scope``."""
         return self.dataflow.connection(scope.label, write, scope)
 
+    def announce(
+        self, scope: Scope, action: str, count: int = 1, ids: Sequence[Any] | None = None
+    ) -> None:
+        """Tell change listeners (see dataflow.changes) what this run wrote."""
+        database = self.dataflow.database
+        if database.changes.listening and count:
+            event = ChangeEvent(self.model.name, action, count, ids, scope.tenant_id)
+            database.announce(event)
+
     def refuse_unversioned(self, what: str, param: str | None = None) -> None:
         """Refuse a write that cannot name versions, on a model whose updates must."""
         versioning = self.model.feature(Versioning)
@@ -107,7 +118,9 @@ class CreateNode(ModelNode):
     def run(self, _scope: Scope, **values: Any) -> dict[str, Any]:
         records = self.records()
         with self.connect(_scope) as conn:
-            return records.insert(conn, values, _scope)
+            created = records.insert(conn, values, _scope)
+        self.announce(_scope, "create", ids=[created[self.model.primary_key]])
+        return created
 
 
 class ReadNode(ModelNode):
@@ -139,6 +152,7 @@ class UpdateNode(ModelNode):
             found = records.update(conn, id, values, _scope, version)
             if found is None:
                 raise self.not_found(id)
+        self.announce(_scope, "update", ids=[id])
         return found
 
 
@@ -149,6 +163,7 @@ class DeleteNode(ModelNode):
         with self.connect(_scope) as conn:
             if not records.delete(conn, id, _scope, soft):
                 raise self.not_found(id)
+        self.announce(_scope, "soft_delete" if soft else "delete", ids=[id])
         return {"id": id, "deleted": True, "soft": soft}
 
 
@@ -174,6 +189,7 @@ class RestoreNode(ModelNode):
             found = records.restore(conn, id, _scope)
         if found is None:
             raise self.not_found(id)
+        self.announce(_scope, "restore", ids=[id])
         return found
 
 
@@ -199,7 +215,9 @@ class UpsertNode(ModelNode):
         self.refuse_unversioned("an upsert")
         records = self.records()
         with self.connect(_scope) as conn:
-            return records.upsert(conn, values, conflict_on, _scope)
+            record = records.upsert(conn, values, conflict_on, _scope)
+        self.announce(_scope, "upsert", ids=[record[self.model.primary_key]])
+        return record
 
     def _default_conflict(self, values: dict[str, Any]) -> list[str]:
         for fields in self.model.unique_sets:

@@ -27,6 +27,7 @@ from dataflow.errors import TransactionError, TransactionTimeoutError
 from dataflow.models.types import Refused
 
 if TYPE_CHECKING:
+    from dataflow.changes import ChangeEvent
     from dataflow.database import Database
 
 log = logging.getLogger("dataflow.transactions")
@@ -91,6 +92,8 @@ class Transaction:
         self.parent = parent
         self.xid = xid
         self.state = "open"  # then "committed", "rolled back", "prepared"
+        #: Changes announced inside, told to listeners when the outermost transaction commits.
+        self.changes: list[ChangeEvent] = []
         self.expired = False
         self.broken = False
         self._timer: threading.Timer | None = None
@@ -171,6 +174,7 @@ class Transaction:
             if problem is not None:
                 raise problem
             savepoint = self._savepoint() if self.savepoints else None
+            announced = len(self.changes)
             try:
                 yield self.conn
             except BaseException as exc:
@@ -178,6 +182,7 @@ class Transaction:
                     self.broken = True
                 else:
                     self._undo(savepoint)
+                    del self.changes[announced:]
                 problem = self._problem()
                 if isinstance(problem, TransactionTimeoutError):
                     raise problem from exc
@@ -186,6 +191,7 @@ class Transaction:
             if problem is not None:
                 if savepoint is not None:
                     self._undo(savepoint)
+                    del self.changes[announced:]
                 raise problem
             if savepoint is not None:
                 with wrapped(self.label):
@@ -259,8 +265,13 @@ class Transaction:
                 raise
             if state == "prepared":
                 self.state = state  # the connection stays open for the second phase
-            else:
-                self._close(state)
+                return
+            self._close(state)
+            if self.parent is not None:
+                self.parent.changes.extend(self.changes)
+            elif self.changes:
+                self.database.changes.publish(self.changes)
+            self.changes = []
 
     def rollback(self) -> None:
         with self._busy:
@@ -281,6 +292,8 @@ class Transaction:
 
     def _close(self, state: str) -> None:
         self.state = state
+        if state == "rolled back":
+            self.changes = []
         if self.root is self:
             self.conn.close()
             if self.database.shared_lock is not None:

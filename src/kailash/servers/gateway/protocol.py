@@ -33,7 +33,7 @@ A node that takes a ``tenant_id`` parameter receives the caller's tenant as the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -143,4 +143,14 @@ class DataSource(Protocol):
 
     def explain_error(self, error: BaseException) -> Problem | None:
         """What an error raised by one of the source's nodes means to a caller, or None."""
+        ...
+
+
+@runtime_checkable
+class ChangeSource(Protocol):
+    """A data source that tells of its committed writes (served at ``/ws/changes``)."""
+
+    def subscribe_changes(self, listener: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+        """Call ``listener`` with ``{"model", "action", "ids", "count", "tenant_id", "at"}``
+        for each committed write, from the writing thread; return the unsubscribe."""
         ...

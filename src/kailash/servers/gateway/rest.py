@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from kailash.servers.gateway.changes import add_change_route
 from kailash.servers.gateway.errors import GatewayError
 from kailash.servers.gateway.metrics import Metrics, RequestMetrics
 from kailash.servers.gateway.routes import guard, model_routes
@@ -76,6 +77,7 @@ def build_app(
             model_routes(app, service, model)
     for executable in service.executables().values():
         add_execute_route(app, service, executable)
+    add_change_route(app, service)
     return app
 
 

@@ -228,7 +228,7 @@ class GatewayService:
                 404, "not_found", f"{model.name} has no operation '{operation}' here; {served}"
             )
         self.authorize(caller, model.name, operation)
-        self._require_tenant(caller, (model,))
+        self.require_tenant(caller, (model,))
         node = self.catalog.executables[model.operations[operation]].node
         assert node is not None
         results, _ = self._run(
@@ -240,7 +240,7 @@ class GatewayService:
         """Run a node type or registered workflow with checked ``inputs``."""
         target = self.executable(name)
         self.authorize(caller, target.resource, target.operation)
-        self._require_tenant(caller, target.models)
+        self.require_tenant(caller, target.models)
         if target.workflow is not None:
             registered = target.workflow
             if registered.inputs is None:
@@ -286,7 +286,7 @@ class GatewayService:
                     resource, operation, outcome, time.perf_counter() - start
                 )
 
-    def _require_tenant(self, caller: Caller, models: Iterable[ModelInfo]) -> None:
+    def require_tenant(self, caller: Caller, models: Iterable[ModelInfo]) -> None:
         scoped = [m.name for m in models if m.tenant_scoped]
         if scoped and caller.tenant_id is None:
             raise GatewayError(
