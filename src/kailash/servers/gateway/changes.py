@@ -10,7 +10,6 @@ committed write of those models — on a multi-tenant model, its own tenant's wr
 client that falls more than ``QUEUE`` messages behind loses the oldest news and is told
 ``{"type": "dropped", "count": n}``; it should then re-read what it shows.
 """
-# mypy: disable-error-code="valid-type"
 
 import asyncio
 from typing import Annotated, Any, Optional
