@@ -161,11 +161,11 @@ def _two_phase_problem(db: DataFlow, steps: list[Step]) -> str | None:
                     f"step '{step.name}' runs {cls.node_type()}, which is not a DataFlow node; "
                     "only database work can be prepared and rolled back"
                 )
-            if owner.dialect != "postgresql":
+            if owner.dialect not in ("postgresql", "mysql"):
                 return (
                     f"step '{step.name}' runs on {owner.dialect} ({owner.target.safe_url}); "
-                    "two-phase commit needs PostgreSQL (PREPARE TRANSACTION). Use "
-                    "transaction_type 'saga' there."
+                    "two-phase commit needs PostgreSQL (PREPARE TRANSACTION) or MariaDB/MySQL "
+                    "(XA). Use transaction_type 'saga' there."
                 )
     return None
 

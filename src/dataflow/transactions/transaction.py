@@ -151,6 +151,8 @@ class Transaction:
                     if level is not None and db.dialect != "sqlite":
                         conn.execution_options(isolation_level=level)
                     tx = conn.begin_twophase(xid) if xid else conn.begin()
+                    if xid and db.dialect == "mysql":
+                        hold_xa_lock(conn, xid)
                     if db.dialect == "sqlite":
                         # SQLite is serializable whatever the level; IMMEDIATE takes the write
                         # lock now, so a later write cannot fail with SQLITE_BUSY mid-scope.
@@ -295,6 +297,8 @@ class Transaction:
         if state == "rolled back":
             self.changes = []
         if self.root is self:
+            if self.xid and self.database.dialect == "mysql":
+                release_xa_lock(self.conn, self.xid)
             self.conn.close()
             if self.database.shared_lock is not None:
                 self.database.shared_lock.release(self)
@@ -333,3 +337,22 @@ class Transaction:
                     other.execute(sa.text("KILL QUERY :id"), {"id": driver.thread_id()})
         except Exception:  # the statement may end while we try; the next round sees that
             log.debug("%s: interrupting the statement failed", self.label, exc_info=True)
+
+
+# A prepared MariaDB XA transaction stays attached to its session until the server notices the
+# session is gone; only then can another session see it (XA RECOVER) and finish it. A lock the
+# session holds says it is still there: recovery takes the lock before touching the XA.
+def xa_lock_name(xid: str) -> str:
+    return f"dataflow-xa:{xid}"[:64]
+
+
+def hold_xa_lock(conn: Connection, xid: str) -> None:
+    if not conn.execute(sa.text("SELECT GET_LOCK(:n, 0)"), {"n": xa_lock_name(xid)}).scalar():
+        raise TransactionError(f"XA transaction {xid}: another session holds its id")
+
+
+def release_xa_lock(conn: Connection, xid: str) -> None:
+    try:
+        conn.execute(sa.text("DO RELEASE_LOCK(:n)"), {"n": xa_lock_name(xid)})
+    except sa.exc.SQLAlchemyError:  # the session is gone, and its lock with it
+        log.debug("XA transaction %s: releasing its lock failed", xid, exc_info=True)

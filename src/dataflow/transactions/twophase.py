@@ -1,11 +1,12 @@
-"""Two-phase commit across PostgreSQL databases, with a decision log and recovery.
+"""Two-phase commit across PostgreSQL and MariaDB/MySQL databases, with a decision log and recovery.
 
 The steps run in one two-phase transaction per database. Then: a ``preparing`` row naming
 every participant's transaction id goes into ``dataflow_two_phase_log``; each transaction is
-prepared (``PREPARE TRANSACTION``); the row becomes ``commit`` — the decision, durable before
-any participant commits — and each prepared transaction is committed. A process that dies
-between the phases leaves prepared transactions behind; ``recover_two_phase_commits`` commits
-those whose row says ``commit`` and rolls back the rest, reading ``pg_prepared_xacts``.
+prepared (``PREPARE TRANSACTION`` on PostgreSQL, ``XA END`` + ``XA PREPARE`` on MariaDB); the
+row becomes ``commit`` — the decision, durable before any participant commits — and each
+prepared transaction is committed. A process that dies between the phases leaves prepared
+transactions behind; ``recover_two_phase_commits`` commits those whose row says ``commit`` and
+rolls back the rest, reading ``pg_prepared_xacts`` or ``XA RECOVER``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dataflow.transactions.claims import claim
 from dataflow.transactions.saga import Settings, involved, refuse_inside_transaction
 from dataflow.transactions.scope import TransactionScope, step_scope
 from dataflow.transactions.steps import Step, with_retries
+from dataflow.transactions.transaction import hold_xa_lock, release_xa_lock
 
 if TYPE_CHECKING:
     from dataflow.database import Database
@@ -45,28 +47,49 @@ class TwoPhaseRecovery:
     unresolved: dict[str, str] = field(default_factory=dict)
 
 
+_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
+
+
 def participant_key(database: Database) -> str:
     """A participant's name in the log: server and database, never the password."""
     url = database.target.url
-    return f"{url.host or 'localhost'}:{url.port or 5432}/{url.database}"
+    port = url.port or _DEFAULT_PORTS.get(database.dialect)
+    return f"{url.host or 'localhost'}:{port}/{url.database}"
 
 
 def check_participants(participants: list[DataFlow]) -> None:
     """Refuse, before anything runs, databases that cannot prepare transactions."""
     for other in participants:
-        if other.dialect != "postgresql":
+        if other.dialect not in _DEFAULT_PORTS:
             raise TransactionError(
-                f"two_phase_commit needs PostgreSQL (PREPARE TRANSACTION); {other.target.safe_url} "
-                f"is {other.dialect}. Use transaction_type 'saga' there."
+                "two_phase_commit needs PostgreSQL (PREPARE TRANSACTION) or MariaDB/MySQL (XA); "
+                f"{other.target.safe_url} is {other.dialect}. Use transaction_type 'saga' there."
             )
         with wrapped("two_phase_commit"), other.database.engine.connect() as conn:
-            allowed = int(conn.execute(sa.text("SHOW max_prepared_transactions")).scalar_one())
+            problem = _cannot_prepare(conn)
+        if problem:
+            raise TransactionError(f"two_phase_commit: {other.target.safe_url} {problem}")
+
+
+def _cannot_prepare(conn: sa.Connection) -> str | None:
+    """Why this server cannot keep a prepared transaction for recovery, if it cannot."""
+    dialect = conn.dialect
+    if dialect.name == "postgresql":
+        allowed = int(conn.execute(sa.text("SHOW max_prepared_transactions")).scalar_one())
         if allowed == 0:
-            raise TransactionError(
-                f"two_phase_commit: {other.target.safe_url} has max_prepared_transactions = 0; "
-                "set it above 0 (ALTER SYSTEM SET max_prepared_transactions = 20, then restart "
-                "PostgreSQL)"
+            return (
+                "has max_prepared_transactions = 0; set it above 0 (ALTER SYSTEM SET "
+                "max_prepared_transactions = 20, then restart PostgreSQL)"
             )
+        return None
+    version = dialect.server_version_info or ()
+    # Before these versions a prepared XA transaction died with its client's connection.
+    oldest = (10, 5) if getattr(dialect, "is_mariadb", False) else (5, 7, 7)
+    if tuple(version[: len(oldest)]) < oldest:
+        shown = ".".join(str(v) for v in version)
+        need = ".".join(str(v) for v in oldest)
+        return f"runs {shown}, whose prepared XA transactions do not survive a crash; use {need}+"
+    return None
 
 
 def start_two_phase(
@@ -183,29 +206,56 @@ def _set_status(db: DataFlow, txid: str, status: str, expected: str | None = Non
 
 
 def _finish_prepared(participant: DataFlow, xid: str, commit: bool) -> None:
-    """COMMIT (or ROLLBACK) PREPARED ``xid`` if it is still prepared in that database."""
+    """Commit (or roll back) the prepared transaction ``xid`` if that database still has it."""
     verb = "COMMIT" if commit else "ROLLBACK"
     with wrapped(f"recovering {xid}"), participant.database.engine.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT")
-        present = conn.execute(
-            sa.text(
-                "SELECT 1 FROM pg_prepared_xacts WHERE gid = :gid AND database = current_database()"
-            ),
-            {"gid": xid},
-        ).first()
-        if present is not None:
-            conn.execute(
-                sa.text(f"{verb} PREPARED :xid").bindparams(
-                    sa.bindparam("xid", xid, literal_execute=True)
-                )
+        if participant.dialect == "mysql":
+            _finish_xa(conn, xid, verb)
+            return
+        if xid not in prepared_xids(conn):
+            return
+        conn.execute(
+            sa.text(f"{verb} PREPARED :xid").bindparams(
+                sa.bindparam("xid", xid, literal_execute=True)
             )
+        )
+
+
+class StillAttached(Exception):
+    """A MariaDB XA transaction whose session the server has not yet seen die."""
+
+
+def _finish_xa(conn: sa.Connection, xid: str, verb: str) -> None:
+    try:
+        hold_xa_lock(conn, xid)
+    except TransactionError:
+        raise StillAttached(xid) from None
+    try:
+        if xid in prepared_xids(conn):
+            conn.execute(sa.text(f"XA {verb} :xid"), {"xid": xid})
+    finally:
+        release_xa_lock(conn, xid)
+
+
+def prepared_xids(conn: sa.Connection) -> list[str]:
+    """The ids of the transactions prepared and not finished (on MySQL: on the whole server)."""
+    if conn.dialect.name == "mysql":
+        rows = conn.exec_driver_sql("XA RECOVER").mappings()
+        found = []
+        for row in rows:
+            data = row["data"][: row["gtrid_length"]]
+            found.append(data.decode() if isinstance(data, bytes) else data)
+        return found
+    query = "SELECT gid FROM pg_prepared_xacts WHERE database = current_database()"
+    return list(conn.execute(sa.text(query)).scalars())
 
 
 def recover_two_phase_commits(db: DataFlow, participants: list[DataFlow]) -> TwoPhaseRecovery:
     """Resolve every logged two-phase commit that no live coordinator holds."""
     tx_log.ensure_tables(db.database)
     by_key = {
-        participant_key(p.database): p for p in [db, *participants] if p.dialect == "postgresql"
+        participant_key(p.database): p for p in [db, *participants] if p.dialect in _DEFAULT_PORTS
     }
     report = TwoPhaseRecovery()
     table = tx_log.two_phase
@@ -233,12 +283,13 @@ def recover_two_phase_commits(db: DataFlow, participants: list[DataFlow]) -> Two
                 )
                 continue
             commit = row.status == "commit"
-            if not commit:
-                _set_status(db, txid, "aborted", expected="preparing")
-            for entry in entries:
-                _finish_prepared(by_key[entry["database"]], entry["xid"], commit)
-            if commit:
-                _set_status(db, txid, "committed", expected="commit")
+            try:
+                for entry in entries:
+                    _finish_prepared(by_key[entry["database"]], entry["xid"], commit)
+            except StillAttached:
+                report.in_progress.append(txid)  # the next recovery finishes it
+                continue
+            _set_status(db, txid, "committed" if commit else "aborted", expected=row.status)
             held.finished()
             (report.committed if commit else report.rolled_back).append(txid)
             log.info(
