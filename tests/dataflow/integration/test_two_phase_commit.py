@@ -11,9 +11,11 @@ import pytest
 import sqlalchemy as sa
 
 from dataflow import DataFlow, TransactionError
+from dataflow.models.types import utcnow
 from dataflow.transactions import log as tx_log
 from dataflow.transactions.claims import claim
-from dataflow.transactions.twophase import prepared_xids
+from dataflow.transactions.transaction import Transaction
+from dataflow.transactions.twophase import participant_key, prepared_xids
 from kailash import LocalRuntime, NodeExecutionError, WorkflowBuilder
 from tests.conftest import SERVERS, require
 from tests.dataflow.crash_child import KILLED, after_crash
@@ -226,3 +228,37 @@ def test_a_coordinator_killed_before_the_decision_is_recovered_by_rolling_back_b
     assert memos(a) == [] and memos(b) == []
     assert [prepared(urls, u) for u in urls] == [[], []]
     assert log_status(a) == ["aborted"]
+
+
+def test_recovery_leaves_a_mariadb_transaction_while_its_session_lives(ledgers, urls):
+    a, b = ledgers
+    if b.dialect != "mysql":
+        pytest.skip("a prepared PostgreSQL transaction belongs to no session")
+    # A coordinator that prepared b's transaction and logged "commit", then hung: its session
+    # still holds the XA transaction, which no other session can finish yet.
+    txid = uuid.uuid4().hex
+    xid = f"dataflow-{txid}-0"
+    hung = Transaction(b.database, xid=xid, savepoints=False, label="hung coordinator")
+    hung.conn.execute(
+        sa.text("INSERT INTO ledgers (memo, created_at, updated_at) VALUES ('hung', NOW(), NOW())")
+    )
+    hung.prepare()
+    tx_log.ensure_tables(a.database)
+    entries = [{"database": participant_key(b.database), "xid": xid}]
+    with a.database.engine.begin() as conn:
+        conn.execute(
+            tx_log.two_phase.insert(),
+            {
+                "id": txid,
+                "status": "commit",
+                "participants": tx_log.dumps(entries),
+                "created_at": utcnow(),
+                "updated_at": utcnow(),
+            },
+        )
+    assert a.recover_two_phase_commits(b).in_progress == [txid]
+    assert memos(b) == [] and log_status(a) == ["commit"]
+    hung.conn.invalidate()  # the process dies; the server detaches its XA transaction
+    report = after_crash(lambda: a.recover_two_phase_commits(b))
+    assert report.committed == [txid]
+    assert memos(b) == ["hung"] and log_status(a) == ["committed"]
