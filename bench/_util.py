@@ -38,14 +38,26 @@ def table(title: str, header: list[str], rows: list[list[str]]) -> str:
     return "\n".join([f"### {title}", "", line, sep, *body])
 
 
-def core_engine(url: str) -> sa.Engine:
-    """A SQLAlchemy engine; SQLite files in WAL mode, as DataFlow runs them."""
+def core_engine(url: str, immediate: bool = False) -> sa.Engine:
+    """A SQLAlchemy engine; SQLite files in WAL mode, as DataFlow runs them.
+
+    ``immediate``: SQLite transactions begin with ``BEGIN IMMEDIATE`` issued by SQLAlchemy
+    rather than by pysqlite, which is also what lets savepoints work.
+    """
     engine = sa.create_engine(url)
     if engine.dialect.name == "sqlite":
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: sqlite3.Connection, _: object) -> None:
+            if immediate:
+                dbapi_conn.isolation_level = None
             dbapi_conn.execute("PRAGMA journal_mode=WAL")
             dbapi_conn.execute("PRAGMA synchronous=NORMAL")
+
+        if immediate:
+
+            @sa.event.listens_for(engine, "begin")
+            def _begin(conn: sa.Connection) -> None:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine

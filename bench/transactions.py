@@ -11,13 +11,12 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import sqlite3
 import sys
 import tempfile
 from typing import Any
 
 import sqlalchemy as sa
-from _util import rate, table
+from _util import core_engine, rate, table
 
 from dataflow import DataFlow
 from kailash import LocalRuntime, Node, NodeParameter, WorkflowBuilder
@@ -81,18 +80,7 @@ def bench_dataflow(url: str) -> dict[str, float]:
 
 
 def bench_core(url: str) -> dict[str, float]:
-    engine = sa.create_engine(url)
-    if engine.dialect.name == "sqlite":
-
-        @sa.event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: sqlite3.Connection, _: object) -> None:
-            dbapi_conn.isolation_level = None
-            dbapi_conn.execute("PRAGMA journal_mode=WAL")
-            dbapi_conn.execute("PRAGMA synchronous=NORMAL")
-
-        @sa.event.listens_for(engine, "begin")
-        def _begin(conn: sa.Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+    engine = core_engine(url, immediate=True)
 
     metadata = sa.MetaData()
     items = sa.Table(

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from dataflow.features.audit import ACTIONS, Audit
 from dataflow.features.base import Scope
 from dataflow.models.types import Refused, parse_datetime
-from dataflow.nodes.crud import ModelNode
+from dataflow.nodes.crud import ModelNode, page
 
 #: A date_range: from ``start`` (inclusive) to ``end``, inclusive or (for a date) before.
 Window = tuple[dt.datetime | None, dt.datetime | None, bool]
@@ -101,10 +101,4 @@ class AuditNode(ModelNode):
         for row in rows:
             if key.name == "int":
                 row["record_id"] = int(row["record_id"])
-        return {
-            "records": rows,
-            "count": len(rows),
-            "total": total,
-            "limit": limit,
-            "offset": offset,
-        }
+        return page(rows, total, limit, offset)

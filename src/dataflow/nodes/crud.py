@@ -270,14 +270,12 @@ class ListNode(ModelNode):
             for row in rows:
                 for name in hidden:
                     del row[name]
-        return {
-            "records": rows,
-            "count": len(rows),
-            "total": total,
-            "limit": limit,
-            "offset": offset,
-            "next_cursor": next_cursor,
-        }
+        return {**page(rows, total, limit, offset), "next_cursor": next_cursor}
+
+
+def page(rows: list[dict[str, Any]], total: int | None, limit: int | None, offset: int) -> dict:
+    """A page of records as List and Audit nodes return it."""
+    return {"records": rows, "count": len(rows), "total": total, "limit": limit, "offset": offset}
 
 
 class CountNode(ModelNode):

@@ -14,7 +14,7 @@ from dataflow.transactions.saga import Settings, start_saga
 from dataflow.transactions.scope import RUN_SCOPE, TransactionScope
 from dataflow.transactions.steps import Step, parse_steps
 from dataflow.transactions.transaction import isolation_level, timeout_seconds
-from dataflow.transactions.twophase import start_two_phase
+from dataflow.transactions.twophase import start_two_phase, unsupported
 from kailash.nodes.base import NodeParameter
 from kailash.runtime.context import current_run
 
@@ -161,12 +161,9 @@ def _two_phase_problem(db: DataFlow, steps: list[Step]) -> str | None:
                     f"step '{step.name}' runs {cls.node_type()}, which is not a DataFlow node; "
                     "only database work can be prepared and rolled back"
                 )
-            if owner.dialect not in ("postgresql", "mysql"):
-                return (
-                    f"step '{step.name}' runs on {owner.dialect} ({owner.target.safe_url}); "
-                    "two-phase commit needs PostgreSQL (PREPARE TRANSACTION) or MariaDB/MySQL "
-                    "(XA). Use transaction_type 'saga' there."
-                )
+            problem = unsupported(owner)
+            if problem:
+                return f"step '{step.name}' runs on {problem}"
     return None
 
 

@@ -57,14 +57,22 @@ def participant_key(database: Database) -> str:
     return f"{url.host or 'localhost'}:{port}/{url.database}"
 
 
+def unsupported(db: DataFlow) -> str | None:
+    """What is wrong with ``db`` as a participant, after "runs on"; None when it can take part."""
+    if db.dialect in _DEFAULT_PORTS:
+        return None
+    return (
+        f"{db.dialect} ({db.target.safe_url}); two-phase commit needs PostgreSQL (PREPARE "
+        "TRANSACTION) or MariaDB/MySQL (XA). Use transaction_type 'saga' there."
+    )
+
+
 def check_participants(participants: list[DataFlow]) -> None:
     """Refuse, before anything runs, databases that cannot prepare transactions."""
     for other in participants:
-        if other.dialect not in _DEFAULT_PORTS:
-            raise TransactionError(
-                "two_phase_commit needs PostgreSQL (PREPARE TRANSACTION) or MariaDB/MySQL (XA); "
-                f"{other.target.safe_url} is {other.dialect}. Use transaction_type 'saga' there."
-            )
+        problem = unsupported(other)
+        if problem:
+            raise TransactionError(f"two_phase_commit: a participant runs on {problem}")
         with wrapped("two_phase_commit"), other.database.engine.connect() as conn:
             problem = _cannot_prepare(conn)
         if problem:
