@@ -69,7 +69,7 @@ def bench_dataflow(url: str) -> dict[str, float]:
 
     db.create_tables()
     with db.database.begin() as conn:
-        conn.execute(db.records("BenchOrder").table.insert(), rows())
+        conn.execute(db.statements("BenchOrder").table.insert(), rows())
     runtime = LocalRuntime()
 
     def workflow(node: str, params: dict) -> Any:

@@ -138,3 +138,17 @@ def db(url: str) -> Iterator[object]:
     instance = DataFlow(url)
     yield instance
     instance.close()
+
+
+@pytest.fixture(autouse=True)
+def _own_node_types() -> Iterator[None]:
+    """Node types a test's DataFlow instances define leave the registry with the test.
+
+    A DataFlow keeps its node types registered until it is closed; tests that leave one open
+    (as the guide's blocks do) must not make the next test's names ambiguous.
+    """
+    from kailash.nodes.registry import default_registry
+
+    spaced = {name: dict(spaces) for name, spaces in default_registry._spaced.items()}
+    yield
+    default_registry._spaced = spaced

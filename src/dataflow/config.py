@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import os
 from dataclasses import dataclass, fields
+from pathlib import PurePath
 from typing import Any
 
 from sqlalchemy.engine import URL, make_url
@@ -31,6 +32,9 @@ class DataFlowConfig:
     """Every option ``DataFlow(...)`` accepts. Pool options map onto ``create_engine``."""
 
     database_url: str | None = None
+    #: The instance's name, which a node's ``database`` parameter gives to pick this instance's
+    #: node type where several instances define it (default: see ``DatabaseTarget.name``).
+    name: str | None = None
     # Connection pool (SQLAlchemy create_engine).
     pool_size: int = 5
     pool_max_overflow: int = 10
@@ -117,6 +121,8 @@ class DataFlowConfig:
                 "make: tenants share tables, each row keeping its tenant_id (multi_tenant). "
                 "Leave the option out."
             )
+        if self.name is not None and (not isinstance(self.name, str) or not self.name.strip()):
+            raise ConfigurationError(f"name must be a non-empty string, got {self.name!r}")
         if self.cache_backend not in ("memory", "redis"):
             raise ConfigurationError(
                 f"cache_backend must be 'memory' or 'redis', got {self.cache_backend!r}"
@@ -135,6 +141,15 @@ class DatabaseTarget:
     @property
     def safe_url(self) -> str:
         return self.url.render_as_string(hide_password=True)
+
+    @property
+    def name(self) -> str:
+        """The instance name this database suggests: a server's host, a SQLite file's stem."""
+        if self.memory:
+            return "memory"
+        if self.url.host:
+            return self.url.host
+        return PurePath(self.url.database or DEFAULT_SQLITE_FILE).stem
 
 
 def resolve_url(url: str | None) -> DatabaseTarget:

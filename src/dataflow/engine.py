@@ -4,35 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
-from types import MappingProxyType
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-
 from dataflow.config import DataFlowConfig, resolve_url
-from dataflow.database import Database
-from dataflow.dberrors import wrapped
-from dataflow.errors import ConfigurationError, ModelDefinitionError
-from dataflow.features.audit import Audit, AuditLog
-from dataflow.features.base import Scope
-from dataflow.features.catalog import Defaults
-from dataflow.features.context import Binding, check_actor
-from dataflow.features.tenancy import Tenancy, bind_tenant, check_tenant
+from dataflow.errors import ConfigurationError
+from dataflow.features.options import Defaults
 from dataflow.models.parse import parse_model
-from dataflow.models.relations import Relation, resolve_relations
-from dataflow.models.spec import ModelSpec
 from dataflow.monitoring import pool_state
-from dataflow.records import Records
-from dataflow.schema.sync import sync, sync_table
-from dataflow.schema.tables import build_table, link_foreign_key
-from dataflow.transactions import SagaRecovery, Transaction, TwoPhaseRecovery
+from dataflow.nodes.base import DataFlowNode
+from dataflow.nodes.generated import generate_nodes
+from dataflow.store import Store
+from dataflow.transactions import SagaRecovery, TwoPhaseRecovery
+from dataflow.transactions.block import transaction_block
 from dataflow.transactions.nodes import TransactionScopeNode, manager_node
 from dataflow.transactions.saga import recover_sagas
-from dataflow.transactions.scope import transaction_block
 from dataflow.transactions.twophase import recover_two_phase_commits
 from kailash.nodes.base import Node
 from kailash.nodes.registry import NodeRegistry, default_registry
@@ -40,6 +27,16 @@ from kailash.workflow.builder import WorkflowBuilder
 from kailash.workflow.graph import Workflow
 
 if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from dataflow.config import DatabaseTarget
+    from dataflow.database import Database
+    from dataflow.database.transaction import Transaction
+    from dataflow.features.audit import AuditLog
+    from dataflow.features.context import Binding
+    from dataflow.models.relations import Relation
+    from dataflow.models.spec import ModelSpec
+    from dataflow.statements import ModelStatements
     from kailash.servers.gateway.protocol import ModelInfo, Problem
 
 log = logging.getLogger("dataflow")
@@ -52,6 +49,8 @@ class DataFlow:
 
     ``DataFlow()`` uses ``DATABASE_URL`` or, without it, ``./dataflow.db`` (SQLite, WAL).
     ``DataFlow(":memory:")`` is one in-memory SQLite database shared by every node.
+    ``name`` (default: the server's host, or the SQLite file's stem) is what a node's
+    ``database`` parameter gives where two instances in one process define the same node type.
     """
 
     def __init__(
@@ -65,79 +64,76 @@ class DataFlow:
             raise ConfigurationError("database_url given twice (positionally and by keyword)")
         if database_url is not None:
             options["database_url"] = database_url
-        self.config = DataFlowConfig.from_options(options)
-        self.target = resolve_url(self.config.database_url)
-        if self.target.from_default:
-            _announce_default(f"./{self.target.url.database}")
-        self.database = Database(self.target, self.config)
-        self.dialect = self.target.dialect
-        self.registry = registry or default_registry
-        self.metadata = sa.MetaData()
-        self._models: dict[str, ModelSpec] = {}
-        self._records: dict[str, Records] = {}
-        self._nodes: dict[str, type[Node]] = {}
-        self._pending: set[str] = set()
-        self._schema_lock = threading.Lock()
-        self._workflows: dict[str, Workflow] = {}
+        config = DataFlowConfig.from_options(options)
+        target = resolve_url(config.database_url)
+        if target.from_default:
+            _announce_default(f"./{target.url.database}")
+        self.store = Store(config.name or target.name, config, target, registry or default_registry)
         self._sagas_recovered = False
         self._defaults = Defaults(
-            multi_tenant=self.config.multi_tenant,
-            audit_log=self.config.audit_logging,
-            strict_tenancy=self.config.tenant_isolation == "strict",
+            multi_tenant=config.multi_tenant,
+            audit_log=config.audit_logging,
+            strict_tenancy=config.tenant_isolation == "strict",
         )
-        #: The tenant and actor bound with ``db.tenant()`` and ``db.actor()``.
-        self.bound_tenant = Binding(f"dataflow_tenant_{id(self)}", check_tenant)
-        self.bound_actor = Binding(f"dataflow_actor_{id(self)}", check_actor)
-        self._audit_log: AuditLog | None = None
-        self._audit_synced = False
-        # PostgreSQL keeps tenant tables behind row-level security once a model is multi-tenant.
-        self._row_security = False
         self.registry.register(TransactionScopeNode)
-        self._nodes["TransactionScopeNode"] = TransactionScopeNode
-        self.register_node(manager_node(self))
+        self.store.add_node(manager_node(self.store))
 
     def __repr__(self) -> str:
-        return f"<DataFlow {self.target.safe_url} models={list(self._models)}>"
+        return f"<DataFlow {self.name!r} {self.target.safe_url} models={list(self.models)}>"
+
+    # -- what the store holds -------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.store.name
+
+    @property
+    def config(self) -> DataFlowConfig:
+        return self.store.config
+
+    @property
+    def target(self) -> DatabaseTarget:
+        return self.store.target
+
+    @property
+    def dialect(self) -> str:
+        return self.store.dialect
+
+    @property
+    def database(self) -> Database:
+        return self.store.database
+
+    @property
+    def registry(self) -> NodeRegistry:
+        return self.store.registry
+
+    @property
+    def metadata(self) -> sa.MetaData:
+        return self.store.metadata
+
+    @property
+    def bound_tenant(self) -> Binding:
+        return self.store.bound_tenant
+
+    @property
+    def bound_actor(self) -> Binding:
+        return self.store.bound_actor
 
     # -- models ---------------------------------------------------------------------------
 
     def model(self, cls: C) -> C:
         """Class decorator: the class's annotations become a table and a family of nodes."""
-        from dataflow.nodes.generated import generate_nodes
-
         spec = parse_model(cls, self._defaults)
-        for other in self._models.values():
-            if other.table_name == spec.table_name and other.name != spec.name:
-                raise ModelDefinitionError(
-                    f"{spec.name}: table '{spec.table_name}' already belongs to model "
-                    f"{other.name}; set __tablename__ to another name"
-                )
-        models = {**self._models, spec.name: spec}
-        links = [(m, r) for m in models.values() for r in resolve_relations(m, models).values()]
-        build_table(spec, self.metadata)
-        audit = spec.feature(Audit)
-        if audit is not None:
-            audit.attach(self.audit_log, spec)
-        if spec.feature(Tenancy) is not None and self.dialect == "postgresql":
-            self._row_security = True
-        self._models[spec.name] = spec
-        for owner, relation in links:
-            if link_foreign_key(owner, relation.field, models[relation.model]):
-                self._pending.add(owner.name)
-        self._records.pop(spec.name, None)
-        for node_cls in generate_nodes(self, spec):
-            self.registry.register(node_cls, replace=True)
-            self._nodes[node_cls.type_name] = node_cls
-        self._pending.add(spec.name)
+        self.store.add_model(spec)
+        for node_cls in generate_nodes(self.store, spec):
+            self.store.add_node(node_cls)
         cls.__dataflow__model__ = spec  # type: ignore[attr-defined]
         return cls
 
     @property
     def audit_log(self) -> AuditLog:
         """The audit table this instance's audited models write to (``dataflow_audit_log``)."""
-        if self._audit_log is None:
-            self._audit_log = AuditLog(self.database.engine.dialect)
-        return self._audit_log
+        return self.store.audit_log
 
     # -- who the work is for --------------------------------------------------------------
 
@@ -148,51 +144,42 @@ class DataFlow:
         tenant of its own; a node given another tenant is refused. Each thread and asyncio task
         has its own binding.
         """
-        return self.bound_tenant.bind(tenant_id, "db.tenant()")
+        return self.store.tenant(tenant_id)
 
     def actor(self, actor: str) -> AbstractContextManager[str]:
         """``with db.actor("alice"):`` — the audit log names ``alice`` for the block's writes."""
-        return self.bound_actor.bind(actor, "db.actor()")
+        return self.store.actor(actor)
 
     def subscribe_changes(self, listener: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
         """Call ``listener`` with each committed write's change; returns the unsubscribe.
 
         A change is ``{"model", "action", "ids", "count", "tenant_id", "at"}``; see
-        ``dataflow.changes``. Listeners run on the writing thread and must not block.
+        ``dataflow.database.change_feed``. Listeners run on the writing thread and must not
+        block.
         """
         return self.database.changes.subscribe(listener)
 
     @property
     def models(self) -> Mapping[str, ModelSpec]:
-        return MappingProxyType(self._models)
+        return self.store.models
 
     def get_model(self, name: str) -> ModelSpec:
-        try:
-            return self._models[name]
-        except KeyError:
-            known = ", ".join(self._models) or "(none yet)"
-            raise ModelDefinitionError(
-                f"no model '{name}' on this DataFlow; models: {known}"
-            ) from None
+        return self.store.get_model(name)
 
     def relations(self, model: str) -> dict[str, Relation]:
         """The relations of ``model`` whose target models are defined, by name."""
-        return resolve_relations(self.get_model(model), self._models)
+        return self.store.relations(model)
 
     @property
     def nodes(self) -> Mapping[str, type[Node]]:
         """Node types this instance registered, by name."""
-        return MappingProxyType(self._nodes)
+        return self.store.nodes
 
     def register_node(self, node_cls: type[Node], name: str | None = None) -> str:
-        """Register a custom node class (bound to this DataFlow) under ``name``."""
-        from dataflow.nodes.base import DataFlowNode
-
+        """Register a custom node class on this DataFlow, in its namespace, under ``name``."""
         if isinstance(node_cls, type) and issubclass(node_cls, DataFlowNode):
-            node_cls.dataflow = self
-        key = self.registry.register(node_cls, name, replace=True)
-        self._nodes[key] = node_cls
-        return key
+            node_cls.store = self.store
+        return self.store.add_node(node_cls, name)
 
     # -- serving (kailash.servers.gateway.DataSource) --------------------------------------
 
@@ -200,7 +187,7 @@ class DataFlow:
         """The models as the gateway and Nexus serve them: fields, types, operations."""
         from dataflow.serving import describe_model
 
-        return [describe_model(spec, self._nodes) for spec in self._models.values()]
+        return [describe_model(spec, self.nodes) for spec in self.models.values()]
 
     def explain_error(self, error: BaseException) -> Problem | None:
         """What an error of this instance's nodes means to an API caller."""
@@ -220,7 +207,7 @@ class DataFlow:
         With ``recover_sagas_on_start``, the first call also finishes or compensates the sagas
         a previous process left in flight (see ``recover_sagas``).
         """
-        done = self.create_pending_tables()
+        done = self.store.create_pending_tables()
         if self.config.recover_sagas_on_start and not self._sagas_recovered:
             self._sagas_recovered = True
             report = self.recover_sagas()
@@ -230,58 +217,19 @@ class DataFlow:
 
     def create_pending_tables(self) -> list[str]:
         """Create or extend the tables of the models defined since the last call."""
-        if not self._pending:
-            return []
-        done: list[str] = []
-        with self._schema_lock:
-            pending = [self._models[n] for n in self.metadata_order() if n in self._pending]
-            if not pending:
-                return done
-            with self.database.connect() as conn, wrapped("creating tables"):
-                if not self._audit_synced and any(s.feature(Audit) for s in pending):
-                    with conn.begin():
-                        log_table = self.audit_log.table
-                        done.extend(sync(conn, log_table, "the audit log"))
-                        done.extend(self.audit_log.sync(conn))
-                    self._audit_synced = True
-                for spec in pending:
-                    with conn.begin():
-                        done.extend(sync_table(conn, spec))
-                    self._pending.discard(spec.name)
-        for line in done:
-            log.info("DataFlow: %s", line)
-        return done
+        return self.store.create_pending_tables()
 
-    def metadata_order(self) -> list[str]:
-        """Model names in dependency order (referenced tables first)."""
-        by_table = {spec.table_name: name for name, spec in self._models.items()}
-        return [by_table[t.name] for t in self.metadata.sorted_tables if t.name in by_table]
+    def statements(self, model: str) -> ModelStatements:
+        """The statements of ``model`` (tables are created on first use)."""
+        return self.store.statements(model)
 
-    # -- statements -----------------------------------------------------------------------
-
-    def records(self, model: str) -> Records:
-        """The statement builder for ``model`` (tables are created on first use)."""
-        if self._pending:
-            self.create_pending_tables()
-        found = self._records.get(model)
-        if found is None:
-            found = self._records[model] = Records(self.get_model(model), self.dialect)
-        return found
-
-    @contextmanager
     def connection(
-        self, label: str, write: bool = True, scope: Scope | None = None
-    ) -> Iterator[Connection]:
-        """A transactional connection whose driver errors surface as DataFlow errors.
-
-        With ``scope``, the transaction acts for its tenant: on PostgreSQL the row-level
-        security policies see it (``set_config('dataflow.tenant_id', ..., true)``).
-        """
-        with wrapped(label), self.database.begin(write) as conn:
-            if scope is not None and self._row_security:
-                every = scope.tenant_id is None and self.config.tenant_isolation == "permissive"
-                bind_tenant(conn, scope.tenant_id, every)
-            yield conn
+        self, label: str = "raw SQL", write: bool = True
+    ) -> AbstractContextManager[sa.Connection]:
+        """A SQLAlchemy connection in the open transaction (``db.transaction()``, a scope, a
+        saga step) or in one of its own that commits when the block ends; driver errors
+        surface as DataFlow errors naming ``label``."""
+        return self.store.connection(label, write)
 
     # -- transactions ---------------------------------------------------------------------
 
@@ -295,7 +243,7 @@ class DataFlow:
         (seconds) rolls it back when it runs longer; ``isolation_level`` is one of
         READ_UNCOMMITTED, READ_COMMITTED, REPEATABLE_READ, SERIALIZABLE.
         """
-        return transaction_block(self, isolation_level, timeout)
+        return transaction_block(self.store, isolation_level, timeout)
 
     def register_workflow(self, name: str, workflow: Workflow | WorkflowBuilder) -> None:
         """Name a workflow so saga and two-phase-commit steps can run it (``"workflow": name``)."""
@@ -306,11 +254,11 @@ class DataFlow:
                 "register_workflow(name, workflow) takes a non-empty name and a WorkflowBuilder "
                 f"or built Workflow, got {name!r} and {type(workflow).__name__}"
             )
-        self._workflows[name] = workflow
+        self.store.add_workflow(name, workflow)
 
     @property
     def workflows(self) -> Mapping[str, Workflow]:
-        return MappingProxyType(self._workflows)
+        return self.store.workflows
 
     def recover_sagas(self) -> SagaRecovery:
         """Finish or compensate every saga a dead process left in flight; safe to run anywhere.
@@ -318,7 +266,7 @@ class DataFlow:
         Sagas a live process is running are left alone (``in_progress``); two recoveries at
         once never work on the same saga.
         """
-        return recover_sagas(self)
+        return recover_sagas(self.store)
 
     def recover_two_phase_commits(self, *participants: DataFlow) -> TwoPhaseRecovery:
         """Commit or roll back the prepared transactions of two-phase commits a dead process left.
@@ -326,7 +274,7 @@ class DataFlow:
         Call it on the DataFlow whose TransactionManagerNode coordinated them, passing the other
         participants' DataFlow instances.
         """
-        return recover_two_phase_commits(self, list(participants))
+        return recover_two_phase_commits(self.store, [p.store for p in participants])
 
     def metrics(self) -> dict[str, Any]:
         """The connection pool's state and, with ``monitoring=True``, statement timings."""
@@ -338,7 +286,12 @@ class DataFlow:
         return out
 
     def close(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection and take this instance's node types off the registry.
+
+        Workflows built before keep working; a name the instance defined resolves to it no
+        more, so another DataFlow may define it without ``database``.
+        """
+        self.store.forget_nodes()
         self.database.dispose()
 
     def __enter__(self) -> DataFlow:

@@ -67,7 +67,7 @@ def explain_error(error: BaseException) -> Problem | None:
         details: dict[str, Any] = {"current_version": error.current_version}
         return Problem("conflict", str(error), "version", details)
     if isinstance(error, IntegrityError):
-        # Its message names the constraint, never the row's values (dataflow.dberrors).
+        # Its message names the constraint, never the row's values (database/driver_errors.py).
         return Problem("conflict", str(error))
     if isinstance(error, TenantIsolationError):
         return Problem("forbidden", str(error))

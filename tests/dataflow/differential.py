@@ -108,8 +108,8 @@ def datasets(draw: st.DrawFn, values: dict | None = None) -> dict[str, list[dict
 
 
 def store(db, data: dict[str, list[dict[str, Any]]]) -> None:
-    owners = db.records("DiffOwner").table
-    items = db.records("DiffItem").table
+    owners = db.statements("DiffOwner").table
+    items = db.statements("DiffItem").table
     now = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
     with db.database.begin() as conn:
         conn.execute(sa.delete(items))

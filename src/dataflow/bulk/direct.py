@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from dataflow.bulk.drivers import Driver, Row
 
 if TYPE_CHECKING:
-    from dataflow.records import UniqueKey
+    from dataflow.statements.model import UniqueKey
 
 Clauses = Sequence[sa.ColumnElement[bool]]
 

@@ -22,9 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
-from dataflow.bulk.direct import DirectUpsert
-from dataflow.bulk.drivers import Driver, Row, RowRefused, driver_for
-from dataflow.bulk.rows import (
+from dataflow.bulk.batches import (
     BadRow,
     Progress,
     RowChecker,
@@ -32,15 +30,17 @@ from dataflow.bulk.rows import (
     key_values,
     split_on_repeats,
 )
+from dataflow.bulk.direct import DirectUpsert
+from dataflow.bulk.drivers import Driver, Row, RowRefused, driver_for
 from dataflow.bulk.stage import Stage
-from dataflow.dberrors import describe, translate
+from dataflow.database.driver_errors import describe, translate
 from dataflow.features.base import Image, Scope
 from dataflow.features.versioning import COLUMN as VERSION
-from dataflow.records import OUTSIDE
+from dataflow.statements.model import OUTSIDE
 
 if TYPE_CHECKING:
-    from dataflow.engine import DataFlow
-    from dataflow.records import Records
+    from dataflow.statements.model import ModelStatements
+    from dataflow.store import Store
 
 Mode = Literal["insert", "skip", "upsert", "update"]
 Write = Callable[[Connection, list[Any], list[int]], None]
@@ -81,30 +81,30 @@ class BulkRun:
 
     def __init__(
         self,
-        db: DataFlow,
-        records: Records,
+        store: Store,
+        statements: ModelStatements,
         scope: Scope,
         plan: Plan,
         refuse: Callable[[BadRow], Exception],
     ) -> None:
-        self.db = db
-        self.records = records
+        self.store = store
+        self.statements = statements
         self.scope = scope
         self.plan = plan
         self.refuse = refuse
-        self.table = records.table
-        self.pk = records.spec.primary_key
-        self.where = records.where(scope)
-        kinds = {name: f.type.name for name, f in records.spec.fields.items()}
-        self.driver: Driver = driver_for(db.database.engine.dialect, kinds)
+        self.table = statements.table
+        self.pk = statements.spec.primary_key
+        self.where = statements.where(scope)
+        kinds = {name: f.type.name for name, f in statements.spec.fields.items()}
+        self.driver: Driver = driver_for(store.database.engine.dialect, kinds)
         self.outcome = Outcome(ids=[] if plan.return_ids else None)
         #: Whether each change's images go to the audit log.
-        self.audited = bool(records.historians)
+        self.audited = bool(statements.historians)
         # An audit row names its record, so audited inserts learn their ids too.
-        self._reserve = (plan.return_ids or self.audited) and records.spec.fields[
+        self._reserve = (plan.return_ids or self.audited) and statements.spec.fields[
             self.pk
         ].autoincrement
-        self.unique = records.unique_key(plan.keys, scope) if plan.keys else None
+        self.unique = statements.unique_key(plan.keys, scope) if plan.keys else None
         self._stages: dict[tuple[tuple[str, ...], tuple[str, ...]], Stage] = {}
         self._created: set[Stage] = set()
         self._directs: dict[tuple[Any, ...], DirectUpsert] = {}
@@ -136,7 +136,7 @@ class BulkRun:
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
-        with self.db.connection(self.scope.label, True, self.scope) as conn:
+        with self.store.connection(self.scope.label, True, self.scope) as conn:
             try:
                 yield conn
             except BaseException:
@@ -163,7 +163,7 @@ class BulkRun:
         for problem in bad:
             self._failed(problem.index, problem.reason, problem.field, self.refuse(problem))
         if rows:
-            self.records.accept(rows, indexes, self.scope)
+            self.statements.accept(rows, indexes, self.scope)
             if fields is not None and len(rows[0]) != len(fields):  # it took some out
                 fields = tuple(n for n in fields if n in rows[0])
         if outcome.ids is not None:
@@ -173,7 +173,9 @@ class BulkRun:
             if self.plan.mode == "update":
                 self._update(conn, rows, indexes)
             elif self.plan.mode == "insert":
-                self._plain(conn, rows, indexes, self.records.stamp_insert_batch(rows, self.scope))
+                self._plain(
+                    conn, rows, indexes, self.statements.stamp_insert_batch(rows, self.scope)
+                )
             else:
                 self._keyed(conn, rows, indexes, fields)
         if progress is not None:
@@ -187,9 +189,9 @@ class BulkRun:
         self.outcome.failed.append({"row": index, "field": field, "error": reason})
 
     def _update(self, conn: Connection, rows: list[Row], indexes: list[int]) -> None:
-        shared = self.records.stamp_update_batch(rows, self.scope)
+        shared = self.statements.stamp_update_batch(rows, self.scope)
         key = (self.pk,)
-        versioned = self.records.versioning is not None
+        versioned = self.statements.versioning is not None
         for _, group, at in _grouped(rows, indexes, list(map(frozenset, rows))):
             # A row's version is the one it was read at: a condition, not a change.
             same = (VERSION,) if versioned and VERSION in group[0] else ()
@@ -205,7 +207,7 @@ class BulkRun:
         """Skip or upsert: rows carrying their key are staged; rows without it are new."""
         # What each row carried, before defaults fill in what was left out.
         given = [frozenset(fields)] * len(rows) if fields else list(map(frozenset, rows))
-        shared = self.records.stamp_insert_batch(rows, self.scope)
+        shared = self.statements.stamp_insert_batch(rows, self.scope)
         keys = self.plan.keys
         found = key_values(rows, keys)
         if None in found:  # a row without its key can match no row: it is new
@@ -264,7 +266,7 @@ class BulkRun:
     def _record_created(self, conn: Connection, rows: list[Row]) -> None:
         pk = self.pk
         images = [Image(row[pk], None, row) for row in rows]
-        self.records.record(conn, self.scope, "create", images)
+        self.statements.record(conn, self.scope, "create", images)
 
     def _inserted(self, indexes: list[int], ids: list[Any]) -> None:
         self.outcome.inserted += len(indexes)
@@ -313,12 +315,12 @@ class BulkRun:
                     Image(old[pk], old, old | {c: rows[n][c] for c in names})
                     for n, old in before.items()
                 ]
-                self.records.record(conn, self.scope, "update", images)
+                self.statements.record(conn, self.scope, "update", images)
 
         return checked_write
 
     def _stale(self, index: int, row: Row, current: int) -> None:
-        versioning = self.records.versioning
+        versioning = self.statements.versioning
         assert versioning is not None
         error = versioning.conflict(self.scope.label, row[self.pk], row[VERSION], current, index)
         reason = f"version {row[VERSION]} is stale; the record is at version {current}"
@@ -336,7 +338,7 @@ class BulkRun:
             for n in first
             if n in given and n not in plan.keys and n != pk and (allowed is None or n in allowed)
         )
-        touched = self.records.stamp_update_batch([], self.scope)
+        touched = self.statements.stamp_update_batch([], self.scope)
         upsert = plan.mode == "upsert"
         strategy = self.driver.upsert if upsert else "staged"
         if strategy == "staged-conflict" and self.audited:
@@ -406,7 +408,7 @@ class BulkRun:
         pk = self.pk
         self._record_created(conn, [row | {pk: new_id} for row, new_id in created])
         images = [Image(old[pk], old, old | {c: row[c] for c in changes}) for old, row in updated]
-        self.records.record(conn, self.scope, "update", images)
+        self.statements.record(conn, self.scope, "update", images)
 
     def _conflict_upsert(
         self, stage: Stage, changes: tuple[str, ...], shared: Row, touched: Row
@@ -474,7 +476,7 @@ class BulkRun:
         return write
 
     def _out_of_scope(self, index: int) -> None:
-        self._failed(index, OUTSIDE, None, self.records.outside(self.scope, index))
+        self._failed(index, OUTSIDE, None, self.statements.outside(self.scope, index))
 
     # -- savepoints and bad rows ----------------------------------------------------------
 

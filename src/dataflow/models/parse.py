@@ -9,7 +9,7 @@ import typing
 from typing import Any
 
 from dataflow.errors import ModelDefinitionError
-from dataflow.features.catalog import NO_DEFAULTS, Defaults, check_options, model_features
+from dataflow.features.options import NO_DEFAULTS, Defaults, check_options, model_features
 from dataflow.models.relations import declared_relations
 from dataflow.models.spec import FieldSpec, IndexSpec, ModelSpec
 from dataflow.models.types import FIELD_TYPES, FieldType

@@ -55,7 +55,7 @@ class AggregateNode(ModelNode):
         try:
             return Aggregation(
                 cls.model,
-                cls.dataflow.dialect,
+                cls.store.dialect,
                 group_by,
                 measures,
                 checked.get("having"),
@@ -83,7 +83,7 @@ class AggregateNode(ModelNode):
             cls.plan(node_id, cls.check(node_id, config, partial=True))
 
     def run(self, _scope: Scope, plan: Aggregation, filter: Filter | None = None) -> dict[str, Any]:
-        records = self.records()
+        statements = self.statements()
         with self.connect(_scope, write=False) as conn:
-            rows = records.aggregate(conn, _scope, filter, plan)
+            rows = statements.aggregate(conn, _scope, filter, plan)
         return {"records": rows, "count": len(rows)}

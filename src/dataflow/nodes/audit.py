@@ -73,7 +73,7 @@ class AuditNode(ModelNode):
     ) -> dict[str, Any]:
         audit = self.model.feature(Audit)
         assert audit is not None and audit.log is not None, f"{self.model.name} is not audited"
-        self.records()  # the tables, the audit log's among them, exist from here on
+        self.statements()  # the tables, the audit log's among them, exist from here on
         log = audit.log.table
         where = [log.c.model == self.model.name]
         if record_id is not None:

@@ -11,17 +11,22 @@ from dataflow.errors import InvalidFilterError, ValidationError
 from dataflow.models.spec import ModelSpec
 from dataflow.models.types import Refused
 from kailash.nodes.base import Node, find_template
+from kailash.nodes.registry import NAMESPACE_PARAM
 
 if TYPE_CHECKING:
-    from dataflow.engine import DataFlow
+    from dataflow.store import Store
 
 Checker = Callable[[Any], Any]
 
 
 class DataFlowNode(Node):
-    """A node bound to one DataFlow instance (and, for generated nodes, one model)."""
+    """A node bound to one DataFlow instance's store (and, for generated nodes, one model).
 
-    dataflow: ClassVar[DataFlow]
+    Every such node takes ``database``: the name of its instance, which picks the node type
+    where several instances in one process define it.
+    """
+
+    store: ClassVar[Store]
     model: ClassVar[ModelSpec]
     #: Parameter name -> function that returns the checked value or raises Refused.
     checks: ClassVar[Mapping[str, Checker]] = {}
@@ -89,6 +94,9 @@ class DataFlowNode(Node):
             if checker is None:
                 if name == "input":
                     continue
+                if name == NAMESPACE_PARAM and hasattr(cls, "store"):
+                    cls.check_database(node_id, value)
+                    continue
                 raise cls.unknown_parameter(node_id, name)
             try:
                 out[name] = checker(value)
@@ -107,6 +115,19 @@ class DataFlowNode(Node):
                         param=name,
                     )
         return out
+
+    @classmethod
+    def check_database(cls, node_id: str, value: Any) -> None:
+        """``database`` names the node's own instance, or the node was not picked by it."""
+        name = cls.store.name
+        if value != name:
+            raise cls.refuse(
+                node_id,
+                f"parameter '{NAMESPACE_PARAM}' is {value!r}, but this node type belongs to the "
+                f"DataFlow named {name!r}; give {name!r}, or the name of the DataFlow whose "
+                f"{cls.node_type()} you mean (DataFlow(url, name=...))",
+                param=NAMESPACE_PARAM,
+            )
 
     @classmethod
     def validate_config(

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from dataflow.bulk.changes import Change, delete_where, update_checker, update_where
-from dataflow.bulk.rows import BadRow, RowChecker
+from dataflow.bulk.batches import BadRow, RowChecker
 from dataflow.bulk.run import BulkRun, Mode, Outcome, Plan
+from dataflow.bulk.updates import Change, delete_where, update_checker, update_where
 from dataflow.features.tenancy import check_tenant
 from dataflow.features.versioning import Versioning, check_version
 from dataflow.models.spec import ModelSpec
@@ -98,10 +98,10 @@ class BulkNode(ModelNode):
         batch_size: int | None,
         **options: Any,
     ) -> Outcome:
-        size = batch_size or self.dataflow.config.bulk_batch_size or 1000
+        size = batch_size or self.store.config.bulk_batch_size or 1000
         rows = self.checks["data"].rows  # type: ignore[attr-defined]
         plan = Plan(mode, rows, batch_size=size, **options)
-        run = BulkRun(self.dataflow, self.records(), scope, plan, self._bad_row)
+        run = BulkRun(self.store, self.statements(), scope, plan, self._bad_row)
         return run.run(data)
 
     def _bad_row(self, bad: BadRow) -> Exception:
@@ -250,9 +250,9 @@ class BulkUpdateNode(BulkNode):
                 param=name,
             )
         self.refuse_unversioned("an update by filter", "filter")
-        records = self.records()
+        statements = self.statements()
         with self.connect(_scope) as conn:
-            updated = update_where(conn, records, _scope, _where(filter, _scope), update, limit)
+            updated = update_where(conn, statements, _scope, _where(filter, _scope), update, limit)
         self.announce(_scope, "bulk_update", updated)
         return {"processed": updated, "updated": updated}
 
@@ -273,9 +273,9 @@ class BulkDeleteNode(ModelNode):
                 param="filter",
             )
         soft = delete_mode(self, _scope, soft_delete)
-        records = self.records()
+        statements = self.statements()
         with self.connect(_scope) as conn:
-            deleted = delete_where(conn, records, _scope, _where(filter, _scope), soft)
+            deleted = delete_where(conn, statements, _scope, _where(filter, _scope), soft)
         self.announce(_scope, "bulk_soft_delete" if soft else "bulk_delete", deleted)
         return {"processed": deleted, "deleted": deleted, "soft": soft}
 

@@ -7,7 +7,7 @@ from contextlib import AbstractContextManager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from dataflow.changes import ChangeEvent
+from dataflow.database.change_feed import ChangeEvent
 from dataflow.errors import NotFoundError, TenantIsolationError
 from dataflow.features.base import Scope
 from dataflow.features.tenancy import Tenancy, missing_tenant
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from dataflow.query.filters import Filter
     from dataflow.query.namespace import ModelNamespace
     from dataflow.query.sort import Cursor, Sort
-    from dataflow.records import Records
+    from dataflow.statements.model import ModelStatements
 
 
 class ModelNode(DataFlowNode):
@@ -33,8 +33,8 @@ class ModelNode(DataFlowNode):
     #: The model's tenancy, if it is multi-tenant.
     tenancy: ClassVar[Tenancy | None] = None
 
-    def records(self) -> Records:
-        return self.dataflow.records(self.model.name)
+    def statements(self) -> ModelStatements:
+        return self.store.statements(self.model.name)
 
     def prepare(self, inputs: dict[str, Any]) -> dict[str, Any]:
         checked = super().prepare(inputs)
@@ -56,9 +56,9 @@ class ModelNode(DataFlowNode):
         The tenant is the node's ``tenant_id`` (a run parameter arrives as one), else the one
         bound with ``db.tenant()``; the two may not disagree. Likewise the actor.
         """
-        db = self.dataflow
+        store = self.store
         label = self._label
-        bound = db.bound_tenant.get()
+        bound = store.bound_tenant.get()
         if tenant_id is not None and bound is not None and tenant_id != bound:
             raise TenantIsolationError(
                 f"{label}: tenant_id {tenant_id!r} is not the tenant {bound!r} bound with "
@@ -68,18 +68,18 @@ class ModelNode(DataFlowNode):
         tenancy = self.tenancy
         if tenant is None and tenancy is not None and tenancy.strict:
             raise missing_tenant(label, self.model.name)
-        actor = db.bound_actor.get() if actor is None else actor
+        actor = store.bound_actor.get() if actor is None else actor
         return Scope(label, include_deleted=include_deleted, tenant_id=tenant, actor=actor)
 
     def connect(self, scope: Scope, write: bool = True) -> AbstractContextManager[Connection]:
         """A transactional connection acting for ``scope``."""
-        return self.dataflow.connection(scope.label, write, scope)
+        return self.store.connection(scope.label, write, scope)
 
     def announce(
         self, scope: Scope, action: str, count: int = 1, ids: Sequence[Any] | None = None
     ) -> None:
-        """Tell change listeners (see dataflow.changes) what this run wrote."""
-        database = self.dataflow.database
+        """Tell change listeners (see dataflow.database.change_feed) what this run wrote."""
+        database = self.store.database
         if database.changes.listening and count:
             event = ChangeEvent(self.model.name, action, count, ids, scope.tenant_id)
             database.announce(event)
@@ -116,18 +116,18 @@ class ModelNode(DataFlowNode):
 
 class CreateNode(ModelNode):
     def run(self, _scope: Scope, **values: Any) -> dict[str, Any]:
-        records = self.records()
+        statements = self.statements()
         with self.connect(_scope) as conn:
-            created = records.insert(conn, values, _scope)
+            created = statements.insert(conn, values, _scope)
         self.announce(_scope, "create", ids=[created[self.model.primary_key]])
         return created
 
 
 class ReadNode(ModelNode):
     def run(self, _scope: Scope, id: Any, raise_on_not_found: bool = True) -> dict[str, Any]:
-        records = self.records()
+        statements = self.statements()
         with self.connect(_scope, write=False) as conn:
-            found = records.get(conn, id, _scope)
+            found = statements.get(conn, id, _scope)
         if found is None:
             if raise_on_not_found:
                 raise self.not_found(id)
@@ -139,8 +139,8 @@ class UpdateNode(ModelNode):
     def run(
         self, _scope: Scope, id: Any, version: int | None = None, **values: Any
     ) -> dict[str, Any]:
-        records = self.records()
-        if records.versioning is None and version is not None:
+        statements = self.statements()
+        if statements.versioning is None and version is not None:
             values["version"] = version  # a field of the model that happens to be called so
             version = None
         if not values:
@@ -149,7 +149,7 @@ class UpdateNode(ModelNode):
                 f"nothing to update; pass at least one of: {', '.join(self.model.user_fields)}",
             )
         with self.connect(_scope) as conn:
-            found = records.update(conn, id, values, _scope, version)
+            found = statements.update(conn, id, values, _scope, version)
             if found is None:
                 raise self.not_found(id)
         self.announce(_scope, "update", ids=[id])
@@ -159,9 +159,9 @@ class UpdateNode(ModelNode):
 class DeleteNode(ModelNode):
     def run(self, _scope: Scope, id: Any, soft_delete: bool | None = None) -> dict[str, Any]:
         soft = delete_mode(self, _scope, soft_delete)
-        records = self.records()
+        statements = self.statements()
         with self.connect(_scope) as conn:
-            if not records.delete(conn, id, _scope, soft):
+            if not statements.delete(conn, id, _scope, soft):
                 raise self.not_found(id)
         self.announce(_scope, "soft_delete" if soft else "delete", ids=[id])
         return {"id": id, "deleted": True, "soft": soft}
@@ -169,7 +169,7 @@ class DeleteNode(ModelNode):
 
 def delete_mode(node: ModelNode, scope: Scope, soft_delete: bool | None) -> bool:
     """Whether a delete is soft: as asked, else the model's setting."""
-    soft = node.records().soft_delete is not None if soft_delete is None else soft_delete
+    soft = node.statements().soft_delete is not None if soft_delete is None else soft_delete
     if soft and scope.include_deleted:
         raise node.refuse(
             node.node_id,
@@ -184,9 +184,9 @@ class RestoreNode(ModelNode):
     """Brings a soft-deleted record back; a record that is not deleted is returned as it is."""
 
     def run(self, _scope: Scope, id: Any) -> dict[str, Any]:
-        records = self.records()
+        statements = self.statements()
         with self.connect(_scope) as conn:
-            found = records.restore(conn, id, _scope)
+            found = statements.restore(conn, id, _scope)
         if found is None:
             raise self.not_found(id)
         self.announce(_scope, "restore", ids=[id])
@@ -213,9 +213,9 @@ class UpsertNode(ModelNode):
                 param=absent[0],
             )
         self.refuse_unversioned("an upsert")
-        records = self.records()
+        statements = self.statements()
         with self.connect(_scope) as conn:
-            record = records.upsert(conn, values, conflict_on, _scope)
+            record = statements.upsert(conn, values, conflict_on, _scope)
         self.announce(_scope, "upsert", ids=[record[self.model.primary_key]])
         return record
 
@@ -243,7 +243,7 @@ class ListNode(ModelNode):
         fields: list[str] | None = None,
         count_total: bool = False,
     ) -> dict[str, Any]:
-        records = self.records()
+        statements = self.statements()
         sort = sort or self.default_sort
         resume = None
         if after is not None:
@@ -258,10 +258,10 @@ class ListNode(ModelNode):
         columns = [*fields, *hidden] if fields else None
         fetch = None if limit is None else limit + 1  # one more tells whether a page follows
         with self.connect(_scope, write=False) as conn:
-            rows = records.select(
+            rows = statements.select(
                 conn, _scope, filter, sort.order_by, fetch, offset, columns, resume
             )
-            total = records.count(conn, _scope, filter) if count_total else None
+            total = statements.count(conn, _scope, filter) if count_total else None
         next_cursor = None
         if limit is not None and len(rows) > limit:
             del rows[limit:]
@@ -280,6 +280,6 @@ def page(rows: list[dict[str, Any]], total: int | None, limit: int | None, offse
 
 class CountNode(ModelNode):
     def run(self, _scope: Scope, filter: Filter | None = None) -> dict[str, Any]:
-        records = self.records()
+        statements = self.statements()
         with self.connect(_scope, write=False) as conn:
-            return {"count": records.count(conn, _scope, filter)}
+            return {"count": statements.count(conn, _scope, filter)}

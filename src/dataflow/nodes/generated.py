@@ -30,7 +30,7 @@ from dataflow.query.sort import compile_sort, decode_cursor
 from kailash.nodes.base import NodeParameter
 
 if TYPE_CHECKING:
-    from dataflow.engine import DataFlow
+    from dataflow.store import Store
 
 
 def field_checker(field: FieldSpec) -> Checker:
@@ -94,13 +94,13 @@ def _params(checks: dict[str, Checker], spec: ModelSpec, required: tuple[str, ..
     return params
 
 
-def generate_nodes(db: DataFlow, spec: ModelSpec) -> list[type[DataFlowNode]]:
-    """The node classes of one model, bound to ``db``."""
+def generate_nodes(store: Store, spec: ModelSpec) -> list[type[DataFlowNode]]:
+    """The node classes of one model, bound to ``store``."""
     pk = spec.fields[spec.primary_key]
     pk_check = field_checker(pk)
     values = {n: field_checker(f) for n, f in spec.writable.items()}
     changes = {n: c for n, c in values.items() if n != spec.primary_key}
-    namespace = ModelNamespace(db, spec)
+    namespace = ModelNamespace(store.models, store.dialect, spec)
     by_pk = [namespace.operands[spec.primary_key]]
     filter_check = _filter_checker(namespace)
     tenancy = spec.feature(Tenancy)
@@ -184,7 +184,7 @@ def generate_nodes(db: DataFlow, spec: ModelSpec) -> list[type[DataFlowNode]]:
     for op, base, checks, required in table:
         name = f"{spec.name}{op}Node"
         attrs: dict[str, Callable[..., Any] | Any] = {
-            "dataflow": db,
+            "store": store,
             "model": spec,
             "namespace": namespace,
             "default_sort": compile_sort(namespace, None, by_pk),

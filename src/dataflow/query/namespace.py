@@ -14,8 +14,8 @@ from dataflow.models.spec import ModelSpec
 from dataflow.models.types import FieldType
 
 if TYPE_CHECKING:
-    from dataflow.engine import DataFlow
     from dataflow.features.base import Scope
+    from dataflow.models.catalog import ModelCatalog
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,34 +65,38 @@ class ModelNamespace(Namespace):
     """A model's fields and relations, read from ``table`` (the model's table or an alias)."""
 
     def __init__(
-        self, dataflow: DataFlow, spec: ModelSpec, table: sa.FromClause | None = None
+        self,
+        models: ModelCatalog,
+        dialect: str,
+        spec: ModelSpec,
+        table: sa.FromClause | None = None,
     ) -> None:
-        self.dataflow = dataflow
+        self.models = models
         self.spec = spec
         self.table = spec.t if table is None else table
-        super().__init__(dataflow.dialect, spec.name, model_operands(spec, self.table))
+        super().__init__(dialect, spec.name, model_operands(spec, self.table))
         if spec.feature(Tenancy) is not None:
             self.tenant_key = COLUMN
 
     def hop(self, name: str) -> Hop | None:
-        relation = self.dataflow.relations(self.spec.name).get(name)
+        relation = self.models.relations(self.spec.name).get(name)
         if relation is None:
             return None
-        target = self.dataflow.get_model(relation.model)
+        target = self.models.get_model(relation.model)
         # An alias, so a model can relate to itself and nested hops never clash.
-        inner = ModelNamespace(self.dataflow, target, target.t.alias())
+        inner = ModelNamespace(self.models, self.dialect, target, target.t.alias())
         join = inner.table.c[target.primary_key] == self.table.c[relation.field]
         return Hop(relation, inner, join)
 
     def names(self) -> list[str]:
-        return [*self.operands, *self.dataflow.relations(self.spec.name)]
+        return [*self.operands, *self.models.relations(self.spec.name)]
 
     def why_not(self, name: str) -> str | None:
-        return describe_missing(self.spec, name, self.dataflow.models)
+        return describe_missing(self.spec, name, self.models)
 
     def scoped(self, scope: Scope) -> list[sa.ColumnElement[bool]]:
         """The clauses the model's features add for ``scope``, on this namespace's table."""
-        return self.dataflow.records(self.spec.name).where(scope, table=self.table)
+        return [c for f in self.spec.features for c in f.where(self.table, scope)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 if TYPE_CHECKING:
-    from dataflow.database import Database
+    from dataflow.database.connections import Database
 
 _in_memory: set[tuple[int, str]] = set()
 _in_memory_lock = threading.Lock()

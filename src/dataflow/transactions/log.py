@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from dataflow.dberrors import wrapped
+from dataflow.database.driver_errors import wrapped
 from dataflow.errors import DatabaseError, TransactionError
 from dataflow.models.types import UTCDateTime
 
 if TYPE_CHECKING:
-    from dataflow.database import Database
+    from dataflow.database.connections import Database
 
 metadata = sa.MetaData()
 

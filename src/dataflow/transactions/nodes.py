@@ -7,19 +7,19 @@ import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from dataflow.database.scope import RUN_SCOPE, TransactionScope
+from dataflow.database.transaction import isolation_level, timeout_seconds
 from dataflow.errors import TransactionError
 from dataflow.models.types import Refused
 from dataflow.nodes.base import Checker, DataFlowNode, check_bool, check_choice, check_count
 from dataflow.transactions.saga import Settings, start_saga
-from dataflow.transactions.scope import RUN_SCOPE, TransactionScope
 from dataflow.transactions.steps import Step, parse_steps
-from dataflow.transactions.transaction import isolation_level, timeout_seconds
 from dataflow.transactions.twophase import start_two_phase, unsupported
 from kailash.nodes.base import NodeParameter
 from kailash.runtime.context import current_run
 
 if TYPE_CHECKING:
-    from dataflow.engine import DataFlow
+    from dataflow.store import Store
 
 
 def _params(checks: Mapping[str, Checker], required: tuple[str, ...] = ()) -> dict:
@@ -94,7 +94,7 @@ def _check_data(value: Any) -> dict[str, Any]:
 class TransactionManagerNode(DataFlowNode):
     """Runs ``steps`` as a saga (undone by compensations on failure) or a two-phase commit.
 
-    Bound to one DataFlow, whose database keeps the saga log and the two-phase decision log.
+    Bound to one Store, whose database keeps the saga log and the two-phase decision log.
     """
 
     TYPES = ("saga", "two_phase_commit")
@@ -112,8 +112,8 @@ class TransactionManagerNode(DataFlowNode):
     ) -> dict[str, Any]:
         settings = Settings(retry_attempts, retry_backoff, timeout)
         if transaction_type == "saga":
-            return start_saga(self.dataflow, steps, settings, data or {})
-        return start_two_phase(self.dataflow, steps, settings, data or {})
+            return start_saga(self.store, steps, settings, data or {})
+        return start_two_phase(self.store, steps, settings, data or {})
 
     @classmethod
     def validate_config(
@@ -129,14 +129,14 @@ class TransactionManagerNode(DataFlowNode):
         if "steps" in out and ("transaction_type" in out or not partial):
             kind = out.get("transaction_type", "saga")
             problem = (_saga_problem if kind == "saga" else _two_phase_problem)(
-                cls.dataflow, out["steps"]
+                cls.store, out["steps"]
             )
             if problem:
                 raise cls.refuse(node_id, f"{kind}: {problem}", param="steps")
         return out
 
 
-def _saga_problem(db: DataFlow, steps: list[Step]) -> str | None:
+def _saga_problem(db: Store, steps: list[Step]) -> str | None:
     for step in steps:
         if not step.has_compensation:
             return (
@@ -147,7 +147,7 @@ def _saga_problem(db: DataFlow, steps: list[Step]) -> str | None:
     return None
 
 
-def _two_phase_problem(db: DataFlow, steps: list[Step]) -> str | None:
+def _two_phase_problem(db: Store, steps: list[Step]) -> str | None:
     for step in steps:
         if step.has_compensation:
             return (
@@ -155,7 +155,7 @@ def _two_phase_problem(db: DataFlow, steps: list[Step]) -> str | None:
                 "instead of compensating; remove it"
             )
         for cls in step.node_classes(db):
-            owner = getattr(cls, "dataflow", None)
+            owner = getattr(cls, "store", None)
             if owner is None:
                 return (
                     f"step '{step.name}' runs {cls.node_type()}, which is not a DataFlow node; "
@@ -167,7 +167,7 @@ def _two_phase_problem(db: DataFlow, steps: list[Step]) -> str | None:
     return None
 
 
-def manager_node(db: DataFlow) -> type[TransactionManagerNode]:
+def manager_node(db: Store) -> type[TransactionManagerNode]:
     """The TransactionManagerNode class bound to ``db``."""
     checks: dict[str, Checker] = {
         "transaction_type": check_choice(*TransactionManagerNode.TYPES),
@@ -178,7 +178,7 @@ def manager_node(db: DataFlow) -> type[TransactionManagerNode]:
         "data": _check_data,
     }
     attrs = {
-        "dataflow": db,
+        "store": db,
         "checks": checks,
         "required_params": ("steps",),
         "parameters": _params(checks, ("steps",)),

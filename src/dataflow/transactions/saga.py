@@ -21,16 +21,16 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from dataflow.dberrors import wrapped
+from dataflow.database.driver_errors import wrapped
+from dataflow.database.scope import TransactionScope, open_scope, step_scope
 from dataflow.errors import SagaError, TransactionError, TransactionTimeoutError
 from dataflow.models.types import utcnow
 from dataflow.transactions import log as saga_log
 from dataflow.transactions.claims import claim
-from dataflow.transactions.scope import TransactionScope, open_scope, step_scope
 from dataflow.transactions.steps import Step, cause, run_node, with_retries
 
 if TYPE_CHECKING:
-    from dataflow.engine import DataFlow
+    from dataflow.store import Store
 
 log = logging.getLogger("dataflow.saga")
 
@@ -68,7 +68,7 @@ class Saga:
     """One saga's definition and state, and the log row that keeps them."""
 
     def __init__(
-        self, db: DataFlow, saga_id: str, steps: list[Step], settings: Settings, state: dict
+        self, db: Store, saga_id: str, steps: list[Step], settings: Settings, state: dict
     ) -> None:
         self.db = db
         self.id = saga_id
@@ -120,7 +120,7 @@ class Saga:
             self._update(conn)
 
     @classmethod
-    def load(cls, db: DataFlow, saga_id: str) -> Saga:
+    def load(cls, db: Store, saga_id: str) -> Saga:
         with wrapped(f"saga {saga_id}"), db.database.begin(write=False, join=False) as conn:
             row = conn.execute(
                 sa.select(saga_log.sagas).where(saga_log.sagas.c.id == saga_id)
@@ -253,7 +253,7 @@ class Saga:
                 with step_scope(scope):
                     scope.transaction_for(self.db.database, None)
                     inputs = {"step_input": record["input"], "step_output": record["output"]}
-                    run_node(self.db.registry.get(str(step.compensation)), step.name, inputs)
+                    run_node(self.db.node_type(str(step.compensation)), step.name, inputs)
                     record["status"] = "compensated"
                     self.save(scope)
                 scope.commit(last=self.db.database)
@@ -316,7 +316,7 @@ class Saga:
 
 
 def start_saga(
-    db: DataFlow, steps: list[Step], settings: Settings, data: dict[str, Any]
+    db: Store, steps: list[Step], settings: Settings, data: dict[str, Any]
 ) -> dict[str, Any]:
     """Run a saga under a claim, so recovery leaves it alone while this process lives."""
     refuse_inside_transaction([db, *involved(db, steps)], "a saga")
@@ -343,13 +343,13 @@ def start_saga(
                 held.finished()
 
 
-def _initial_record(db: DataFlow, step: Step) -> dict[str, Any]:
+def _initial_record(db: Store, step: Step) -> dict[str, Any]:
     # Atomic: every node the step runs works on the log's database, in the step's transaction.
-    atomic = all(getattr(cls, "dataflow", None) is db for cls in step.node_classes(db))
+    atomic = all(getattr(cls, "store", None) is db for cls in step.node_classes(db))
     return {"status": "pending", "input": None, "output": None, "attempts": 0, "atomic": atomic}
 
 
-def recover_sagas(db: DataFlow) -> SagaRecovery:
+def recover_sagas(db: Store) -> SagaRecovery:
     """Finish or compensate every saga that no live process holds."""
     refuse_inside_transaction([db], "saga recovery")
     saga_log.ensure_tables(db.database)
@@ -383,18 +383,18 @@ def recover_sagas(db: DataFlow) -> SagaRecovery:
     return report
 
 
-def involved(db: DataFlow, steps: list[Step]) -> list[DataFlow]:
+def involved(db: Store, steps: list[Step]) -> list[Store]:
     """The DataFlow instances whose nodes the steps run, in order of first use."""
-    found: dict[int, DataFlow] = {}
+    found: dict[int, Store] = {}
     for step in steps:
         for cls in step.node_classes(db):
-            other = getattr(cls, "dataflow", None)
+            other = getattr(cls, "store", None)
             if other is not None:
                 found.setdefault(id(other), other)
     return list(found.values())
 
 
-def refuse_inside_transaction(dbs: list[DataFlow], what: str) -> None:
+def refuse_inside_transaction(dbs: list[Store], what: str) -> None:
     """Sagas and two-phase commits commit on their own; an enclosing transaction would undo that."""
     inside = open_scope()
     if inside is None and any(d.database.bound.get() is not None for d in dbs):

@@ -13,12 +13,13 @@ from dataflow.models.types import Refused
 from dataflow.nodes.base import check_count
 from kailash.errors import KailashError, NodeExecutionError, WorkflowValidationError
 from kailash.nodes.base import Node
+from kailash.nodes.registry import NAMESPACE_PARAM
 from kailash.runtime.local import LocalRuntime
 from kailash.workflow.builder import WorkflowBuilder
 from kailash.workflow.graph import Connection, Workflow
 
 if TYPE_CHECKING:
-    from dataflow.engine import DataFlow
+    from dataflow.store import Store
 
 log = logging.getLogger("dataflow.transactions")
 
@@ -64,20 +65,21 @@ class Step:
             inputs[param] = conn.pick(given)
         return inputs
 
-    def run(self, db: DataFlow, inputs: dict[str, Any]) -> dict[str, Any]:
+    def run(self, db: Store, inputs: dict[str, Any]) -> dict[str, Any]:
         """Run the node (or workflow) once; a workflow's output is its results by node id."""
         if self.workflow is not None:
             results, _ = LocalRuntime().execute(db.workflows[self.workflow], inputs)
             return results
         assert self.node is not None
-        return run_node(db.registry.get(self.node), self.name, inputs)
+        node = db.node_type(self.node, self.params.get(NAMESPACE_PARAM))
+        return run_node(node, self.name, inputs)
 
-    def node_classes(self, db: DataFlow) -> list[type[Node]]:
+    def node_classes(self, db: Store) -> list[type[Node]]:
         """The node classes the step runs."""
         if self.workflow is not None:
             return [type(s.node) for s in db.workflows[self.workflow].steps]
         assert self.node is not None
-        return [db.registry.get(self.node)]
+        return [db.node_type(self.node, self.params.get(NAMESPACE_PARAM))]
 
 
 def run_node(cls: type[Node], node_id: str, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -130,7 +132,7 @@ def with_retries(
 # -- checking steps -------------------------------------------------------------------------
 
 
-def parse_steps(db: DataFlow, value: Any) -> list[Step]:
+def parse_steps(db: Store, value: Any) -> list[Step]:
     """Check a ``steps`` list against the registered node types and workflows."""
     if not isinstance(value, list | tuple) or not value:
         raise Refused(f"a non-empty list of step dicts, got {_kind(value)}")
@@ -143,7 +145,7 @@ def parse_steps(db: DataFlow, value: Any) -> list[Step]:
     return steps
 
 
-def _parse_step(db: DataFlow, item: Any, earlier: list[str]) -> Step:
+def _parse_step(db: Store, item: Any, earlier: list[str]) -> Step:
     if not isinstance(item, Mapping):
         raise Refused(
             f"a dict like {{'node': 'UserCreateNode', 'compensation': ...}}, got {_kind(item)}"
@@ -206,19 +208,19 @@ def _parse_step(db: DataFlow, item: Any, earlier: list[str]) -> Step:
     )
 
 
-def node_type(db: DataFlow, name: Any, what: str) -> type[Node]:
+def node_type(db: Store, name: Any, what: str, database: Any = None) -> type[Node]:
     if not isinstance(name, str):
         raise Refused(f"{what} names a registered node type, got {_kind(name)}")
     try:
-        return db.registry.get(name)
+        return db.node_type(name, database)
     except WorkflowValidationError as exc:
         raise Refused(f"{what} names a registered node type: {exc}") from None
 
 
 def _check_node_step(
-    db: DataFlow, name: str, node: Any, params: Mapping, connections: Mapping
+    db: Store, name: str, node: Any, params: Mapping, connections: Mapping
 ) -> None:
-    cls = node_type(db, node, "'node'")
+    cls = node_type(db, node, "'node'", params.get(NAMESPACE_PARAM))
     try:
         cls.validate_config(name, params, frozenset(connections))
     except KailashError as exc:
@@ -229,7 +231,7 @@ def _check_node_step(
 
 
 def _check_workflow_step(
-    db: DataFlow, name: str, workflow: Any, params: Mapping, connections: Mapping
+    db: Store, name: str, workflow: Any, params: Mapping, connections: Mapping
 ) -> None:
     if not isinstance(workflow, str) or workflow not in db.workflows:
         known = ", ".join(db.workflows) or "none yet"
@@ -246,7 +248,7 @@ def _check_workflow_step(
             )
 
 
-def _check_compensation(db: DataFlow, compensation: Any) -> None:
+def _check_compensation(db: Store, compensation: Any) -> None:
     cls = node_type(db, compensation, "'compensation'")
     missing = [p for p in COMPENSATION_PARAMS if not cls.accepts(p)]
     if missing:

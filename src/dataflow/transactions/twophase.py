@@ -18,19 +18,19 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from dataflow.dberrors import wrapped
+from dataflow.database.driver_errors import wrapped
+from dataflow.database.scope import TransactionScope, step_scope
+from dataflow.database.transaction import hold_xa_lock, release_xa_lock
 from dataflow.errors import TransactionError
 from dataflow.models.types import utcnow
 from dataflow.transactions import log as tx_log
 from dataflow.transactions.claims import claim
 from dataflow.transactions.saga import Settings, involved, refuse_inside_transaction
-from dataflow.transactions.scope import TransactionScope, step_scope
 from dataflow.transactions.steps import Step, with_retries
-from dataflow.transactions.transaction import hold_xa_lock, release_xa_lock
 
 if TYPE_CHECKING:
-    from dataflow.database import Database
-    from dataflow.engine import DataFlow
+    from dataflow.database.connections import Database
+    from dataflow.store import Store
 
 log = logging.getLogger("dataflow.two_phase")
 
@@ -57,7 +57,7 @@ def participant_key(database: Database) -> str:
     return f"{url.host or 'localhost'}:{port}/{url.database}"
 
 
-def unsupported(db: DataFlow) -> str | None:
+def unsupported(db: Store) -> str | None:
     """What is wrong with ``db`` as a participant, after "runs on"; None when it can take part."""
     if db.dialect in _DEFAULT_PORTS:
         return None
@@ -67,7 +67,7 @@ def unsupported(db: DataFlow) -> str | None:
     )
 
 
-def check_participants(participants: list[DataFlow]) -> None:
+def check_participants(participants: list[Store]) -> None:
     """Refuse, before anything runs, databases that cannot prepare transactions."""
     for other in participants:
         problem = unsupported(other)
@@ -101,7 +101,7 @@ def _cannot_prepare(conn: sa.Connection) -> str | None:
 
 
 def start_two_phase(
-    db: DataFlow, steps: list[Step], settings: Settings, data: dict[str, Any]
+    db: Store, steps: list[Step], settings: Settings, data: dict[str, Any]
 ) -> dict[str, Any]:
     """Run the steps in one transaction per database and commit them all or none."""
     participants = involved(db, steps)
@@ -138,7 +138,7 @@ def start_two_phase(
 
 
 def _run_steps(
-    db: DataFlow,
+    db: Store,
     scope: TransactionScope,
     steps: list[Step],
     settings: Settings,
@@ -170,7 +170,7 @@ def _run_steps(
     return outputs
 
 
-def _prepare(db: DataFlow, scope: TransactionScope, txid: str) -> None:
+def _prepare(db: Store, scope: TransactionScope, txid: str) -> None:
     entries = [
         {"database": participant_key(database), "xid": tx.xid}
         for database, tx in scope.transactions.items()
@@ -200,7 +200,7 @@ def _prepare(db: DataFlow, scope: TransactionScope, txid: str) -> None:
     log.info("two-phase commit %s: %d participant(s) prepared", txid, len(entries))
 
 
-def _set_status(db: DataFlow, txid: str, status: str, expected: str | None = None) -> None:
+def _set_status(db: Store, txid: str, status: str, expected: str | None = None) -> None:
     table = tx_log.two_phase
     stmt = sa.update(table).where(table.c.id == txid).values(status=status, updated_at=utcnow())
     if expected is not None:
@@ -213,7 +213,7 @@ def _set_status(db: DataFlow, txid: str, status: str, expected: str | None = Non
             )
 
 
-def _finish_prepared(participant: DataFlow, xid: str, commit: bool) -> None:
+def _finish_prepared(participant: Store, xid: str, commit: bool) -> None:
     """Commit (or roll back) the prepared transaction ``xid`` if that database still has it."""
     verb = "COMMIT" if commit else "ROLLBACK"
     with wrapped(f"recovering {xid}"), participant.database.engine.connect() as conn:
@@ -259,7 +259,7 @@ def prepared_xids(conn: sa.Connection) -> list[str]:
     return list(conn.execute(sa.text(query)).scalars())
 
 
-def recover_two_phase_commits(db: DataFlow, participants: list[DataFlow]) -> TwoPhaseRecovery:
+def recover_two_phase_commits(db: Store, participants: list[Store]) -> TwoPhaseRecovery:
     """Resolve every logged two-phase commit that no live coordinator holds."""
     tx_log.ensure_tables(db.database)
     by_key = {

@@ -9,7 +9,7 @@ from typing import Any
 
 from kailash.errors import WorkflowValidationError
 from kailash.nodes.base import Node
-from kailash.nodes.registry import NodeRegistry, default_registry
+from kailash.nodes.registry import NAMESPACE_PARAM, NodeRegistry, default_registry
 from kailash.workflow.graph import Connection, Step, Workflow
 
 
@@ -72,10 +72,13 @@ class WorkflowBuilder:
                     node_id,
                 )
         classes: dict[str, type[Node]] = {}
-        for node_id, node_type, _ in self._nodes:
+        for node_id, node_type, params in self._nodes:
             if isinstance(node_type, str):
+                namespace = params.get(NAMESPACE_PARAM)
                 try:
-                    classes[node_id] = registry.get(node_type)
+                    classes[node_id] = registry.get(
+                        node_type, namespace if isinstance(namespace, str) else None
+                    )
                 except WorkflowValidationError as exc:
                     raise WorkflowValidationError(f"node '{node_id}': {exc}", node_id) from None
             elif isinstance(node_type, type) and issubclass(node_type, Node):
@@ -103,6 +106,13 @@ class WorkflowBuilder:
             ) from None
 
         configs = {node_id: params for node_id, _, params in self._nodes}
+        for node_id, node_type, params in self._nodes:
+            # A namespace picked the class; a node that does not take the parameter itself
+            # has no further use for it.
+            namespace = params.get(NAMESPACE_PARAM)
+            picked = isinstance(node_type, str) and registry.defines(node_type, namespace)
+            if picked and not classes[node_id].accepts(NAMESPACE_PARAM):
+                configs[node_id] = {k: v for k, v in params.items() if k != NAMESPACE_PARAM}
         steps = []
         for node_id in order:
             cls = classes[node_id]

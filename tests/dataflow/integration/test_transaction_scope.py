@@ -229,7 +229,7 @@ class IsolationProbe(DataFlowNode):
     checks = {"query": passthrough}
 
     def run(self, query: str) -> dict:
-        with self.dataflow.connection("probe") as conn:
+        with self.store.connection("probe") as conn:
             level = conn.execute(sa.text(query)).scalar_one()
         return {"level": level.replace("-", " ").upper()}
 

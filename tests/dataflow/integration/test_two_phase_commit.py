@@ -11,10 +11,10 @@ import pytest
 import sqlalchemy as sa
 
 from dataflow import DataFlow, TransactionError
+from dataflow.database.transaction import Transaction
 from dataflow.models.types import utcnow
 from dataflow.transactions import log as tx_log
 from dataflow.transactions.claims import claim
-from dataflow.transactions.transaction import Transaction
 from dataflow.transactions.twophase import participant_key, prepared_xids
 from kailash import LocalRuntime, NodeExecutionError, WorkflowBuilder
 from tests.conftest import SERVERS, require

@@ -15,15 +15,15 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 
-from dataflow.changes import ChangeEvent, ChangeFeed
 from dataflow.config import DatabaseTarget, DataFlowConfig
+from dataflow.database.change_feed import ChangeEvent, ChangeFeed
+from dataflow.database.scope import find_transaction
 from dataflow.errors import TransactionError
 from dataflow.monitoring import StatementMonitor
 from dataflow.query import sqlite_functions
-from dataflow.transactions.scope import find_transaction
 
 if TYPE_CHECKING:
-    from dataflow.transactions.transaction import Transaction
+    from dataflow.database.transaction import Transaction
 
 log = logging.getLogger("dataflow")
 
@@ -149,7 +149,7 @@ class Database:
             if config.monitoring
             else None
         )
-        #: Listeners of committed changes (see dataflow.changes).
+        #: Listeners of committed changes (see dataflow.database.change_feed).
         self.changes = ChangeFeed()
         #: The transaction of an enclosing ``db.transaction()`` block, if any (per thread / task).
         self.bound: ContextVar[Transaction | None] = ContextVar(

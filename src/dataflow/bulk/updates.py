@@ -20,7 +20,7 @@ from dataflow.models.spec import ModelSpec
 from dataflow.models.types import Refused
 
 if TYPE_CHECKING:
-    from dataflow.records import Records
+    from dataflow.statements.model import ModelStatements
 
 Checker = Callable[[Any], Any]
 Change = tuple[str, Any]  # (operator, checked operand)
@@ -102,38 +102,38 @@ def column_values(table: sa.Table, changes: Mapping[str, Change]) -> dict[str, A
 
 def update_where(
     conn: Connection,
-    records: Records,
+    statements: ModelStatements,
     scope: Scope,
     where: Clauses,
     changes: Mapping[str, Change],
     limit: int | None = None,
 ) -> int:
     """Apply ``changes`` to the rows matching ``where``; return how many matched."""
-    values = records.stamp_update(column_values(records.table, changes), scope)
-    clauses = _matching(records, scope, where, limit)
-    if records.historians:
-        return _by_images(conn, records, scope, clauses, "update", values)
-    stmt = sa.update(records.table).where(*clauses)
+    values = statements.stamp_update(column_values(statements.table, changes), scope)
+    clauses = _matching(statements, scope, where, limit)
+    if statements.historians:
+        return _by_images(conn, statements, scope, clauses, "update", values)
+    stmt = sa.update(statements.table).where(*clauses)
     return conn.execute(stmt.values(values)).rowcount
 
 
 def delete_where(
-    conn: Connection, records: Records, scope: Scope, where: Clauses, soft: bool = False
+    conn: Connection, statements: ModelStatements, scope: Scope, where: Clauses, soft: bool = False
 ) -> int:
     """Delete the rows matching ``where`` (``soft``: mark them deleted); return how many."""
-    clauses = _matching(records, scope, where, None)
-    values = records.soft_delete_values(scope) if soft else None
-    if records.historians:
+    clauses = _matching(statements, scope, where, None)
+    values = statements.soft_delete_values(scope) if soft else None
+    if statements.historians:
         action = "soft_delete" if soft else "delete"
-        return _by_images(conn, records, scope, clauses, action, values)
+        return _by_images(conn, statements, scope, clauses, action, values)
     if values is not None:
-        return conn.execute(sa.update(records.table).where(*clauses).values(values)).rowcount
-    return conn.execute(sa.delete(records.table).where(*clauses)).rowcount
+        return conn.execute(sa.update(statements.table).where(*clauses).values(values)).rowcount
+    return conn.execute(sa.delete(statements.table).where(*clauses)).rowcount
 
 
 def _by_images(
     conn: Connection,
-    records: Records,
+    statements: ModelStatements,
     scope: Scope,
     clauses: Clauses,
     action: str,
@@ -145,7 +145,7 @@ def _by_images(
     image true: a row that comes to match in between is neither changed nor recorded. An
     update's images hold only the columns it sets; a delete's, the whole row.
     """
-    table, pk = records.table, records.pk
+    table, pk = statements.table, statements.pk
     names = None if values is None else [*values, pk.name, "tenant_id"]
     columns = [c for c in table.c if names is None or c.name in names]
     locked = sa.select(*columns).where(*clauses).order_by(pk).with_for_update()
@@ -165,7 +165,7 @@ def _by_images(
                 written = conn.execute(sa.select(*columns).where(keys))
             news = {new[pk.name]: new for new in _dicts(written)}
         images = [Image(old[pk.name], old, news.get(old[pk.name])) for old in part]
-        records.record(conn, scope, action, images)
+        statements.record(conn, scope, action, images)
     return len(olds)
 
 
@@ -175,12 +175,12 @@ def _dicts(result: sa.CursorResult[Any]) -> list[dict[str, Any]]:
 
 
 def _matching(
-    records: Records, scope: Scope, where: Clauses, limit: int | None
+    statements: ModelStatements, scope: Scope, where: Clauses, limit: int | None
 ) -> list[sa.ColumnElement[bool]]:
-    clauses = [*where, *records.where(scope)]
+    clauses = [*where, *statements.where(scope)]
     if limit is None:
         return clauses
     # The first ``limit`` rows by primary key. The derived table lets MySQL read the table it
     # updates, and keeps the choice the same on every backend.
-    first = sa.select(records.pk).where(*clauses).order_by(records.pk).limit(limit).subquery()
-    return [records.pk.in_(sa.select(first.c[records.pk.name]))]
+    first = sa.select(statements.pk).where(*clauses).order_by(statements.pk).limit(limit).subquery()
+    return [statements.pk.in_(sa.select(first.c[statements.pk.name]))]

@@ -13,19 +13,17 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from dataflow.errors import ConfigurationError, TransactionError, TransactionTimeoutError
-from dataflow.models.types import Refused
-from dataflow.transactions.transaction import Transaction, isolation_level, timeout_seconds
+from dataflow.database.transaction import Transaction
+from dataflow.errors import TransactionError, TransactionTimeoutError
 from kailash.runtime.context import RunContext, current_run
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from types import TracebackType
 
-    from dataflow.database import Database
-    from dataflow.engine import DataFlow
+    from dataflow.database.connections import Database
 
 #: The key of a run's scope in ``RunContext.resources``.
 RUN_SCOPE = "dataflow.transaction_scope"
@@ -186,41 +184,3 @@ def step_scope(scope: TransactionScope) -> Iterator[TransactionScope]:
         yield scope
     finally:
         _step_scope.reset(token)
-
-
-@contextmanager
-def transaction_block(
-    db: DataFlow, level: Any = None, timeout: Any = None
-) -> Iterator[Transaction]:
-    """``with db.transaction():`` — the block's DataFlow work on ``db`` is one transaction.
-
-    Inside another transaction on ``db`` the block is a savepoint: an error rolls back the
-    block's work only, and the enclosing transaction decides whether the rest commits.
-    """
-    try:
-        level = isolation_level(level)
-    except Refused as exc:
-        raise ConfigurationError(f"db.transaction(): isolation_level expects {exc}") from None
-    try:
-        timeout = timeout_seconds(timeout)
-    except Refused as exc:
-        raise ConfigurationError(f"db.transaction(): timeout expects {exc}") from None
-    db.create_pending_tables()  # schema changes never run inside the user's transaction
-    database = db.database
-    tx = Transaction(
-        database,
-        level=level,
-        timeout=timeout,
-        parent=find_transaction(database),
-        label="db.transaction()",
-    )
-    token = database.bound.set(tx)
-    try:
-        yield tx
-    except BaseException:
-        tx.rollback()
-        raise
-    else:
-        tx.commit()
-    finally:
-        database.bound.reset(token)

@@ -24,8 +24,8 @@ from dataflow.features.soft_delete import SoftDelete
 from dataflow.features.versioning import Versioning
 from dataflow.models.spec import ModelSpec
 from dataflow.models.types import utcnow
-from dataflow.rows import RowBuilder, row_builder
 from dataflow.schema.tables import unique_fields, unique_where
+from dataflow.statements.results import RowBuilder, row_builder
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -55,7 +55,7 @@ class UniqueKey:
     domain: tuple[sa.ColumnElement[bool], ...]
 
 
-class Records:
+class ModelStatements:
     """Builds and runs one model's statements; values arrive validated and coerced."""
 
     def __init__(self, spec: ModelSpec, dialect: str) -> None:

@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from dataflow.dberrors import wrapped
+from dataflow.database.driver_errors import wrapped
 from dataflow.errors import TransactionError, TransactionTimeoutError
 from dataflow.models.types import Refused
 
 if TYPE_CHECKING:
-    from dataflow.changes import ChangeEvent
-    from dataflow.database import Database
+    from dataflow.database.change_feed import ChangeEvent
+    from dataflow.database.connections import Database
 
 log = logging.getLogger("dataflow.transactions")
 
