@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -109,13 +109,20 @@ class Nexus:
     def __repr__(self) -> str:
         return f"<Nexus {self.title!r}>"
 
-    def register(self, name: str, workflow: WorkflowBuilder | Workflow) -> None:
+    def register(
+        self,
+        name: str,
+        workflow: WorkflowBuilder | Workflow,
+        inputs: Mapping[str, str | Sequence[str]] | None = None,
+    ) -> None:
         """Serve ``workflow`` under ``name`` on every channel.
 
-        Register the ``WorkflowBuilder`` when node params hold ``{{input}}`` placeholders: each
-        call fills them from its inputs, converted to the type of the parameter they stand for.
+        A caller gives the workflow's inputs and nothing else: its ``{{placeholders}}``
+        (register the ``WorkflowBuilder``; each call fills them, converted to the type of what
+        they stand for) and the node parameters ``inputs`` declares, input name ->
+        ``"node_id.parameter"`` (or a list of them), e.g. ``{"limit": "list.limit"}``.
         """
-        self.service.register(name, workflow)
+        self.service.register(name, workflow, inputs)
         if "api" in self.__dict__:
             from kailash.servers.gateway.rest import add_execute_route
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-from collections.abc import Mapping
-from typing import Annotated, Any, Literal, Optional, Union
+import types
+from collections.abc import Collection, Mapping
+from typing import Annotated, Any, Literal, Optional, Union, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, create_model
 from pydantic import ValidationError as PydanticValidationError
@@ -23,8 +24,8 @@ from kailash.nodes.base import MISSING, Node
 from kailash.servers.gateway.errors import GatewayError
 from kailash.servers.gateway.protocol import BOUND, FieldInfo, ModelInfo
 
-STRICT = ConfigDict(strict=True, extra="forbid")
-LAX = ConfigDict(extra="forbid")
+STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+LAX = ConfigDict(extra="forbid", allow_inf_nan=False)
 _TEXT_FORMS = (dt.datetime, dt.date, decimal.Decimal)
 _PLAIN = (str, int, float, bool, *_TEXT_FORMS)
 #: Parameters the caller never sends: ``input`` only orders nodes; the tenant and the actor
@@ -51,6 +52,8 @@ def annotation(kind: Any, nullable: bool = False) -> Any:
         base = Annotated[kind, Strict(False)]
     elif kind in _PLAIN:
         base = kind
+    elif get_origin(kind) is not None or isinstance(kind, types.UnionType):
+        base = kind  # already an annotation: list[float], Annotated[int, ...], a union
     else:
         base = Any
     return Optional[base] if nullable else base
@@ -234,17 +237,18 @@ def node_arguments(name: str, node: type[Node]) -> type[BaseModel]:
     return create_model(f"{name}Args", __config__=STRICT, **spec)
 
 
-def workflow_inputs(name: str, inputs: Mapping[str, Any] | None) -> type[BaseModel]:
-    """A registered workflow's inputs; values are converted to each input's type."""
+def workflow_inputs(
+    name: str, inputs: Mapping[str, Any], optional: Collection[str] = ()
+) -> type[BaseModel]:
+    """A registered workflow's inputs, and only those; values are converted to their types."""
     safe = "".join(part.title() for part in name.replace("-", "_").split("_"))
-    if inputs is None:
-        return create_model(
-            f"{safe}Parameters",
-            __config__=ConfigDict(extra="allow"),
-            __doc__="Run parameters: per-node dicts by node id, or values for every node.",
-        )
-    spec = {n: (annotation(kind), ...) for n, kind in inputs.items()}
-    return create_model(f"{safe}Inputs", __config__=LAX, **spec)
+    spec = {n: (annotation(kind), None if n in optional else ...) for n, kind in inputs.items()}
+    return create_model(
+        f"{safe}Inputs",
+        __config__=LAX,
+        __doc__=f"The inputs of workflow {name}; it takes no other parameter.",
+        **spec,
+    )
 
 
 def split_names(text: str) -> list[str]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -83,9 +83,18 @@ class Gateway:
             metrics=self.metrics,
         )
 
-    def register(self, name: str, workflow: WorkflowBuilder | Workflow) -> None:
-        """Serve ``workflow`` at ``POST /api/workflows/<name>/execute``."""
-        self.service.register(name, workflow)
+    def register(
+        self,
+        name: str,
+        workflow: WorkflowBuilder | Workflow,
+        inputs: Mapping[str, str | Sequence[str]] | None = None,
+    ) -> None:
+        """Serve ``workflow`` at ``POST /api/workflows/<name>/execute``.
+
+        Callers give its ``{{placeholders}}`` and the node parameters ``inputs`` declares
+        (input name -> ``"node_id.parameter"``); every other param stays as written.
+        """
+        self.service.register(name, workflow, inputs)
         if "app" in self.__dict__:
             from kailash.servers.gateway.rest import add_execute_route
 
