@@ -238,6 +238,11 @@ class Authenticator:
                 "every call will be refused with 401"
             )
 
+    @property
+    def anonymous_allowed(self) -> bool:
+        """May a caller without credentials do everything? (No auth required, no RBAC.)"""
+        return not self.required and self.grants is None
+
     @classmethod
     def configured(
         cls, auth_config: Mapping[str, Any] | None, *, required: bool, tenant_header: str
