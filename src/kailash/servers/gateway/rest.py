@@ -6,13 +6,14 @@ such generated types, hence the disabled error codes.
 """
 # mypy: disable-error-code="valid-type, name-defined, attr-defined, arg-type"
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -20,7 +21,7 @@ from kailash.servers.gateway.changes import add_change_route
 from kailash.servers.gateway.errors import GatewayError
 from kailash.servers.gateway.metrics import Metrics, RequestMetrics
 from kailash.servers.gateway.routes import guard, model_routes
-from kailash.servers.gateway.schemas import validation_error
+from kailash.servers.gateway.schemas import loads_finite, validation_error
 from kailash.servers.gateway.service import Executable, GatewayService
 
 
@@ -32,6 +33,27 @@ class ExecuteResult(BaseModel):
 class WorkflowResult(BaseModel):
     run_id: str
     results: dict[str, dict[str, Any]]
+
+
+class FiniteJSONRequest(Request):
+    """A request whose JSON body may not hold ``NaN`` or ``Infinity`` (no JSON number)."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = loads_finite(await self.body())
+        return self._json
+
+
+class FiniteJSONRoute(APIRoute):
+    """Reads bodies with ``FiniteJSONRequest``: a non-finite literal is a 422 like bad JSON."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def finite(request: Request) -> Response:
+            return await handler(FiniteJSONRequest(request.scope, request.receive))
+
+        return finite
 
 
 def build_app(
@@ -51,6 +73,7 @@ def build_app(
     Nexus whose REST channel is off but whose MCP channel shares the server.
     """
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    app.router.route_class = FiniteJSONRoute
     _error_handlers(app)
 
     @app.get("/health", tags=["service"], summary="Liveness and what is served")
@@ -90,6 +113,12 @@ def _error_handlers(app: FastAPI) -> None:
     async def invalid(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         errors = exc.errors()
+        unreadable = next((e for e in errors if e.get("type") == "json_invalid"), None)
+        if unreadable is not None:
+            reason = (unreadable.get("ctx") or {}).get("error", "JSON decode error")
+            at = unreadable["loc"][-1]
+            message = f"the body is not valid JSON: {reason} (at character {at})"
+            return JSONResponse({"error": "validation_error", "message": message}, 422)
         endpoint = getattr(request.scope.get("route"), "endpoint", None)
         if getattr(endpoint, "tagged_body", False):
             # A tagged union's errors name the variant (body.create.data...): drop the tag.

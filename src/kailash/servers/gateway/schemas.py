@@ -13,11 +13,20 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import json
 import types
 from collections.abc import Collection, Mapping
 from typing import Annotated, Any, Literal, Optional, Union, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    WithJsonSchema,
+    create_model,
+)
 from pydantic import ValidationError as PydanticValidationError
 
 from kailash.nodes.base import MISSING, Node
@@ -28,6 +37,35 @@ STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
 LAX = ConfigDict(extra="forbid", allow_inf_nan=False)
 _TEXT_FORMS = (dt.datetime, dt.date, decimal.Decimal)
 _PLAIN = (str, int, float, bool, *_TEXT_FORMS)
+#: The integers every backend stores: a 64-bit signed column, SQLite's INTEGER.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+Count = Annotated[int, Field(ge=0, le=INT64_MAX)]
+_SORT_FORMS = (
+    'a sort is a list of keys, each a name ("-price" for descending), {"price": 1 or -1} or '
+    '{"field": "price", "direction": "asc" or "desc"}'
+)
+
+
+def _sort_shape(value: Any) -> Any:
+    """Refuse a sort key whose direction is no scalar; the node checks names and directions."""
+    for key in value if isinstance(value, list) else [value]:
+        if isinstance(key, str):
+            continue
+        if isinstance(key, dict) and all(
+            isinstance(v, str | int) and not isinstance(v, bool) for v in key.values()
+        ):
+            continue
+        raise ValueError(_SORT_FORMS)
+    return value
+
+
+_SORT_KEY = {"anyOf": [{"type": "string"}, {"type": "object"}]}
+Sort = Annotated[
+    Any,
+    AfterValidator(_sort_shape),
+    WithJsonSchema({"anyOf": [{"type": "array", "items": _SORT_KEY}, *_SORT_KEY["anyOf"]]}),
+]
 #: Parameters the caller never sends: ``input`` only orders nodes; the tenant and the actor
 #: (who the audit log says acted) come from auth.
 HIDDEN = frozenset({"input", *BOUND})
@@ -50,6 +88,8 @@ def annotation(kind: Any, nullable: bool = False) -> Any:
         base = list[Any]
     elif kind in _TEXT_FORMS:
         base = Annotated[kind, Strict(False)]
+    elif kind is int:
+        base = Int64
     elif kind in _PLAIN:
         base = kind
     elif get_origin(kind) is not None or isinstance(kind, types.UnionType):
@@ -69,15 +109,15 @@ def _contract(model: ModelInfo, rows: type[BaseModel]) -> dict[str, Any]:
     return {
         "after": Optional[str],
         "filter": Optional[dict[str, Any]],
-        "sort": Any,
-        "limit": Optional[Annotated[int, Field(ge=0)]],
-        "offset": Annotated[int, Field(ge=0)],
+        "sort": Optional[Sort],
+        "limit": Optional[Count],
+        "offset": Count,
         "fields": names,
         "count_total": bool,
         "include_deleted": bool,
         "raise_on_not_found": bool,
         "read_preference": str,
-        "batch_size": Annotated[int, Field(gt=0)],
+        "batch_size": Annotated[int, Field(gt=0, le=INT64_MAX)],
         "return_ids": bool,
         "conflict_resolution": str,
         "conflict_on": names,
@@ -90,7 +130,7 @@ def _contract(model: ModelInfo, rows: type[BaseModel]) -> dict[str, Any]:
         "having": dict[str, Any],
         "update": dict[str, Any],
         "data": list[rows],
-        "version": int,
+        "version": Int64,
         "record_id": Optional[annotation(model.pk.type)],
         "action_type": Union[str, list[str]],
         "date_range": DateRange,
@@ -219,6 +259,8 @@ class ModelSchemas:
                 spec[name] = (self.pk_type, ...)
             elif name in fields and op in ("update", "upsert"):
                 spec[name] = _field(fields[name], optional=True)
+            elif name == "data" and op in ("bulk_create", "bulk_upsert"):
+                spec[name] = (contract[name], ...)  # the rows are the operation
             elif name in contract:
                 spec[name] = (contract[name], ... if param.required else None)
             else:
@@ -249,6 +291,29 @@ def workflow_inputs(
         __doc__=f"The inputs of workflow {name}; it takes no other parameter.",
         **spec,
     )
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
+def loads_finite(text: str | bytes) -> Any:
+    """JSON as RFC 8259 writes it: ``NaN`` and ``Infinity`` are refused, not read as floats.
+
+    Raises ``json.JSONDecodeError`` naming the literal, so every reader reports it as bad JSON.
+    """
+    doc = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except json.JSONDecodeError:
+        raise
+    except ValueError as exc:
+        literal = str(exc.args[0]) if exc.args else "NaN"
+        if literal not in ("NaN", "Infinity", "-Infinity"):
+            raise
+        raise json.JSONDecodeError(
+            f"{literal} is not a JSON number; numbers must be finite", doc, max(doc.find(literal), 0)
+        ) from None
 
 
 def split_names(text: str) -> list[str]:
