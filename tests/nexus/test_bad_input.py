@@ -78,3 +78,16 @@ def test_non_finite_json_literals_in_bodies_are_422(api, literal):
 def test_a_body_that_is_not_json_is_422_saying_so(api):
     out = api.post("/api/products", content="{nope", headers={"content-type": "application/json"})
     assert refused(out, None)["message"].startswith("the body is not valid JSON")
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/products/aggregate", {"group_by": ["sku", "name", "sku"]}, "group_by"),
+        ("/api/products/query", {"fields": ["name", "name"]}, "fields"),
+    ],
+)
+def test_a_field_named_twice_in_a_list_of_names_is_422(api, path, body, field):
+    api.post("/api/products", json={"name": "Lamp", "price": 1.0, "sku": "L1"})
+    out = api.post(path, json=body)
+    assert "more than once" in refused(out, field)["message"]

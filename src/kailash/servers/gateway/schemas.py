@@ -99,8 +99,16 @@ def annotation(kind: Any, nullable: bool = False) -> Any:
     return Optional[base] if nullable else base
 
 
+def _distinct(names: list[str]) -> list[str]:
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"names {', '.join(repeated)} more than once; name each field once")
+    return names
+
+
 def _names(model: ModelInfo) -> Any:
-    return list[Literal[tuple(f.name for f in model.fields)]]
+    """A list of the model's field names, each at most once."""
+    return Annotated[list[Literal[tuple(f.name for f in model.fields)]], AfterValidator(_distinct)]
 
 
 def _contract(model: ModelInfo, rows: type[BaseModel]) -> dict[str, Any]:
