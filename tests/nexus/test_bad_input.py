@@ -66,7 +66,9 @@ def test_a_bulk_create_or_upsert_without_data_is_422_naming_data(api, operation)
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
 def test_non_finite_json_literals_in_bodies_are_422(api, literal):
     headers = {"content-type": "application/json"}
-    made = api.post("/api/products", content=f'{{"name": "x", "price": {literal}}}', headers=headers)
+    made = api.post(
+        "/api/products", content=f'{{"name": "x", "price": {literal}}}', headers=headers
+    )
     assert f"{literal} is not a JSON number" in refused(made, None)["message"]
     query = f'{{"filter": {{"price": {{"$gt": {literal}}}}}}}'
     refused(api.post("/api/products/query", content=query, headers=headers), None)

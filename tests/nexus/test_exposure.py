@@ -90,7 +90,9 @@ def test_an_api_with_auth_serves_any_address_without_the_warning(shop, caplog):
     with caplog.at_level(logging.WARNING, logger="kailash.gateway"):
         check_exposure(nexus.service.auth, "0.0.0.0", False, {}, "Shop")
         open_on_purpose = Nexus("Open", dataflow_integration=shop, allow_anonymous=True)
-        check_exposure(open_on_purpose.service.auth, "0.0.0.0", open_on_purpose.allow_anonymous, {}, "Open")
+        check_exposure(
+            open_on_purpose.service.auth, "0.0.0.0", open_on_purpose.allow_anonymous, {}, "Open"
+        )
     assert [r.getMessage()[:40] for r in caplog.records] == [
         "Open: the API is open: no authentication"
     ]

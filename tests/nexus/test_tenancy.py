@@ -90,9 +90,7 @@ def test_a_credentials_tenant_binds_and_the_header_cannot_override_it(orders_api
 
 
 @pytest.mark.parametrize("claim", [["acme", "globex"], ""])
-def test_a_token_whose_tenant_claim_is_no_tenant_name_is_401_and_writes_nothing(
-    orders_api, claim
-):
+def test_a_token_whose_tenant_claim_is_no_tenant_name_is_401_and_writes_nothing(orders_api, claim):
     token = bearer({"sub": "ann", "roles": ["admin"], "tenant_id": claim})
     refused = orders_api.post("/api/orders", json=order(f"C-{new_tenant()}"), headers=token)
     assert refused.status_code == 401, refused.text

@@ -73,20 +73,27 @@ def served_accounts(request, tmp_path, serve):
     nexus.register("public_accounts", public_accounts_workflow(db))
     nexus.register("by_token", by_token_workflow(db))
     admin = serve(nexus.api, **{"X-API-Key": "key-admin-0001"})
-    assert admin.post("/api/accounts/bulk", json={"operation": "create", "data": ACCOUNTS}).is_success
+    assert admin.post(
+        "/api/accounts/bulk", json={"operation": "create", "data": ACCOUNTS}
+    ).is_success
     with httpx.Client(base_url=admin.base_url, headers={"X-API-Key": PURGER_KEY}) as purger:
         yield db, admin, purger
     db.close()
 
 
 def emails(admin) -> list[str]:
-    return [r["email"] for r in admin.get("/api/accounts", params={"sort": "email"}).json()["records"]]
+    return [
+        r["email"] for r in admin.get("/api/accounts", params={"sort": "email"}).json()["records"]
+    ]
 
 
 def test_a_caller_cannot_override_a_workflow_param_over_rest(served_accounts):
     _, admin, purger = served_accounts
     everything = {"filter": {}, "confirm_all": True}
-    assert purger.post("/api/accounts/bulk", json={"operation": "delete", **everything}).status_code == 403
+    assert (
+        purger.post("/api/accounts/bulk", json={"operation": "delete", **everything}).status_code
+        == 403
+    )
 
     out = purger.post("/api/workflows/purge/execute", json={"purge": everything})
 
@@ -106,7 +113,10 @@ def test_a_caller_cannot_widen_a_public_list_over_rest(served_accounts):
     flat = purger.post("/api/workflows/public_accounts/execute", json={"fields": None})
     assert (flat.status_code, flat.json()["field"]) == (422, "fields")
     listed = purger.post("/api/workflows/public_accounts/execute", json={})
-    assert listed.json()["results"]["list"]["records"] == [{"email": "ann@x"}, {"email": "nobody@x"}]
+    assert listed.json()["results"]["list"]["records"] == [
+        {"email": "ann@x"},
+        {"email": "nobody@x"},
+    ]
 
 
 def test_a_caller_cannot_override_a_workflow_param_over_mcp(served_accounts):

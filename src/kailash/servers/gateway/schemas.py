@@ -320,7 +320,9 @@ def loads_finite(text: str | bytes) -> Any:
         if literal not in ("NaN", "Infinity", "-Infinity"):
             raise
         raise json.JSONDecodeError(
-            f"{literal} is not a JSON number; numbers must be finite", doc, max(doc.find(literal), 0)
+            f"{literal} is not a JSON number; numbers must be finite",
+            doc,
+            max(doc.find(literal), 0),
         ) from None
 
 

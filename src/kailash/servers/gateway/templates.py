@@ -258,7 +258,9 @@ class RegisteredWorkflow:
     def _class(self, node_type: str | type[Node]) -> type[Node]:
         return self._registry.get(node_type) if isinstance(node_type, str) else node_type
 
-    def _find_placeholders(self, params: Mapping[str, tuple[type[Node], Mapping[str, Any]]]) -> None:
+    def _find_placeholders(
+        self, params: Mapping[str, tuple[type[Node], Mapping[str, Any]]]
+    ) -> None:
         for node_id, (cls, node_params) in params.items():
             fields = self._types.fields(cls)
             for param, value in node_params.items():
@@ -289,8 +291,8 @@ class RegisteredWorkflow:
                 )
             if input_name in self.inputs:
                 raise GatewayConfigurationError(
-                    f"workflow '{self.name}': input '{input_name}' is already a {{{{placeholder}}}}; "
-                    "give the declared parameter another name"
+                    f"workflow '{self.name}': input '{input_name}' is already a "
+                    "{{placeholder}}; give the declared parameter another name"
                 )
             targets = [where] if isinstance(where, str) else list(where)
             if not targets:
