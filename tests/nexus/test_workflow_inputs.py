@@ -231,3 +231,28 @@ def test_a_placeholder_is_typed_by_the_field_its_filter_compares(accounts_db):
         "limit": "integer",
     }
     assert schema["properties"]["emails"]["items"]["type"] == "string"
+
+
+def test_the_cli_offers_a_workflows_inputs_and_no_other_option(accounts_db, monkeypatch):
+    import json
+    import sys
+    from types import SimpleNamespace
+
+    from click.testing import CliRunner
+
+    from kailash import LocalRuntime
+    from nexus.channels.cli import main
+
+    db = accounts_db
+    rows = WorkflowBuilder()
+    rows.add_node(db.nodes["AccountBulkCreateNode"], "rows", {"data": ACCOUNTS})
+    LocalRuntime().execute(rows.build())
+    nexus = Nexus("Accounts", dataflow_integration=db)
+    nexus.register("page", public_accounts_workflow(db), inputs={"limit": "list.limit"})
+    monkeypatch.setitem(sys.modules, "accounts_app", SimpleNamespace(nexus=nexus))
+    app = ["--app", "accounts_app:nexus", "execute", "page"]
+
+    widened = CliRunner().invoke(main, [*app, "--filter", "{}"])
+    assert widened.exit_code != 0 and "No such option '--filter'" in widened.output
+    one = CliRunner().invoke(main, [*app, "--limit", "1", "--json"])
+    assert json.loads(one.output)["results"]["list"]["records"] == [{"email": "ann@x"}]
