@@ -93,3 +93,29 @@ def test_a_field_named_twice_in_a_list_of_names_is_422(api, path, body, field):
     api.post("/api/products", json={"name": "Lamp", "price": 1.0, "sku": "L1"})
     out = api.post(path, json=body)
     assert "more than once" in refused(out, field)["message"]
+
+
+def test_values_no_column_stores_are_422_naming_where_they_are(api):
+    api.post("/api/products", json={"name": "Lamp", "price": 1.0})
+    change = {"operation": "update", "filter": {"name": "Lamp"}, "update": {"price": TOO_BIG}}
+    refused(api.post("/api/products/bulk", json=change), "update.price")
+    headers = {"content-type": "application/json"}
+    surrogate = '{"name": "\\ud800", "price": 1.0}'
+    made = api.post("/api/products", content=surrogate, headers=headers)
+    assert "lone surrogate" in refused(made, "name")["message"]
+    listed = api.get("/api/products", params={"filter": '{"name": "\\udfff"}'})
+    refused(listed, "filter.name")
+    assert [r["price"] for r in api.get("/api/products").json()["records"]] == [1.0]
+
+
+@pytest.mark.parametrize("depth", [300, 100_000])
+def test_a_body_nested_too_deeply_is_422(api, depth):
+    nested: str = "{}"
+    if depth < 1000:
+        for _ in range(depth):
+            nested = f'{{"$and": [{nested}]}}'
+    else:
+        nested = "[" * depth + "]" * depth
+    out = api.post("/api/products/query", content=f'{{"filter": {nested}}}')
+    assert out.status_code == 422, out.text
+    assert "nested deeper than 64 levels" in out.json()["message"]

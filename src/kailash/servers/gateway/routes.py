@@ -19,7 +19,7 @@ from kailash.servers.gateway.protocol import BULK_OPERATIONS, ModelInfo
 from kailash.servers.gateway.schemas import (
     INT64_MAX,
     defaults_for,
-    loads_finite,
+    read_json,
     split_names,
     validate,
 )
@@ -45,7 +45,7 @@ def guard(service: GatewayService, resource: str, operation: str | None) -> Any:
 
 def _json_query(name: str, text: str) -> Any:
     try:
-        return loads_finite(text)
+        return read_json(text, where=name)
     except ValueError as exc:
         raise GatewayError(
             422, "validation_error", f"'{name}' is not valid JSON: {exc}", field=name

@@ -301,29 +301,64 @@ def workflow_inputs(
     )
 
 
+#: How deeply a request's JSON may nest (a filter of 30 nested ``$and`` is 60 levels).
+MAX_DEPTH = 64
+
+
 def _refuse_constant(name: str) -> Any:
-    raise ValueError(name)
+    raise GatewayError(
+        422, "validation_error", f"{name} is not a JSON number; numbers must be finite"
+    )
 
 
-def loads_finite(text: str | bytes) -> Any:
-    """JSON as RFC 8259 writes it: ``NaN`` and ``Infinity`` are refused, not read as floats.
+def _refuse(path: str, problem: str) -> GatewayError:
+    where = f"'{path}': " if path else ""
+    return GatewayError(422, "validation_error", f"{where}{problem}", field=path or None)
 
-    Raises ``json.JSONDecodeError`` naming the literal, so every reader reports it as bad JSON.
+
+def _check_json(value: Any, path: str, depth: int) -> None:
+    """Refuse what no node may store: integers beyond 64 bits, unencodable text, deep nesting."""
+    if depth > MAX_DEPTH:
+        raise _refuse(path, f"nested deeper than {MAX_DEPTH} levels; flatten the value")
+    if isinstance(value, str):
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise _refuse(
+                    path, "holds a lone surrogate (\\ud800-\\udfff), which is no Unicode text"
+                ) from None
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise _refuse(path, "an integer beyond 64 bits; no column stores it")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{key}" if path else str(key)
+            _check_json(key, inner, depth + 1)
+            _check_json(item, inner, depth + 1)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_json(item, f"{path}.{i}" if path else str(i), depth + 1)
+
+
+def read_json(text: str | bytes, where: str = "") -> Any:
+    """JSON as a request may carry it, or a 422 naming the value that no node may take.
+
+    ``NaN`` and ``Infinity`` are refused (they are no JSON numbers), and so are integers beyond
+    64 bits, strings holding a lone surrogate and nesting deeper than ``MAX_DEPTH``. Bad syntax
+    raises ``json.JSONDecodeError``. ``where`` prefixes the field paths (a query parameter).
     """
-    doc = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
     try:
-        return json.loads(text, parse_constant=_refuse_constant)
-    except json.JSONDecodeError:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise _refuse(where, f"nested deeper than {MAX_DEPTH} levels; flatten the value") from None
+    except GatewayError as error:
+        error.field = where or None
+        if where:
+            error.message = f"'{where}': {error.message}"
         raise
-    except ValueError as exc:
-        literal = str(exc.args[0]) if exc.args else "NaN"
-        if literal not in ("NaN", "Infinity", "-Infinity"):
-            raise
-        raise json.JSONDecodeError(
-            f"{literal} is not a JSON number; numbers must be finite",
-            doc,
-            max(doc.find(literal), 0),
-        ) from None
+    _check_json(value, where, 0)
+    return value
 
 
 def split_names(text: str) -> list[str]:
