@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from kailash.servers.gateway.auth import Credentials
 from kailash.servers.gateway.errors import GatewayConfigurationError, ensure_installed
 from kailash.servers.gateway.protocol import DataSource
-from kailash.servers.gateway.server import check_source, make_service
+from kailash.servers.gateway.server import check_exposure, check_source, make_service
 from kailash.workflow.builder import WorkflowBuilder
 from kailash.workflow.graph import Workflow
 
@@ -60,6 +60,7 @@ class Nexus:
         auth_config: Mapping[str, Any] | None = None,
         monitoring_config: Mapping[str, Any] | None = None,
         authentication_required: bool = False,
+        allow_anonymous: bool = False,
     ) -> None:
         ensure_installed("Nexus", "fastapi", "pydantic", "uvicorn", "click", "mcp")
         if not channels_synced:
@@ -85,6 +86,8 @@ class Nexus:
                 "which serves the metrics at /metrics"
             )
         self.title = title
+        #: Serve an open API (no authentication) on addresses other than loopback.
+        self.allow_anonymous = bool(allow_anonymous)
         self.enable_api = bool(enable_api)
         self.enable_cli = bool(enable_cli)
         self.enable_mcp = bool(enable_mcp)
@@ -109,13 +112,20 @@ class Nexus:
     def __repr__(self) -> str:
         return f"<Nexus {self.title!r}>"
 
-    def register(self, name: str, workflow: WorkflowBuilder | Workflow) -> None:
+    def register(
+        self,
+        name: str,
+        workflow: WorkflowBuilder | Workflow,
+        inputs: Mapping[str, str | Sequence[str]] | None = None,
+    ) -> None:
         """Serve ``workflow`` under ``name`` on every channel.
 
-        Register the ``WorkflowBuilder`` when node params hold ``{{input}}`` placeholders: each
-        call fills them from its inputs, converted to the type of the parameter they stand for.
+        A caller gives the workflow's inputs and nothing else: its ``{{placeholders}}``
+        (register the ``WorkflowBuilder``; each call fills them, converted to the type of what
+        they stand for) and the node parameters ``inputs`` declares, input name ->
+        ``"node_id.parameter"`` (or a list of them), e.g. ``{"limit": "list.limit"}``.
         """
-        self.service.register(name, workflow)
+        self.service.register(name, workflow, inputs)
         if "api" in self.__dict__:
             from kailash.servers.gateway.rest import add_execute_route
 
@@ -138,8 +148,14 @@ class Nexus:
         return build_api(self)
 
     def run(self, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
-        """Serve the API with uvicorn until interrupted (``options`` go to ``uvicorn.run``)."""
+        """Serve the API with uvicorn until interrupted (``options`` go to ``uvicorn.run``).
+
+        Without authentication only a loopback address is served (with a warning that the API
+        is open), unless the Nexus was built with ``allow_anonymous=True``.
+        """
         import uvicorn
+
+        check_exposure(self.service.auth, host, self.allow_anonymous, options, self.title)
 
         uvicorn.run(self.api, host=host, port=port, **options)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from nexus.channels.mcp import tools
 from tests.dataflow.conftest import count_rows
 from tests.nexus.conftest import acting_for, bearer, mcp_calls, new_tenant
@@ -85,6 +87,16 @@ def test_a_credentials_tenant_binds_and_the_header_cannot_override_it(orders_api
     )
     assert elsewhere.status_code == 403
     assert api.get(f"/api/orders/{keyed.json()['id']}", headers=token).status_code == 404
+
+
+@pytest.mark.parametrize("claim", [["acme", "globex"], ""])
+def test_a_token_whose_tenant_claim_is_no_tenant_name_is_401_and_writes_nothing(orders_api, claim):
+    token = bearer({"sub": "ann", "roles": ["admin"], "tenant_id": claim})
+    refused = orders_api.post("/api/orders", json=order(f"C-{new_tenant()}"), headers=token)
+    assert refused.status_code == 401, refused.text
+    assert "'tenant_id' claim must be a non-empty string" in refused.json()["message"]
+    listed = orders_api.get("/api/orders", headers=acting_for("['acme', 'globex']"))
+    assert listed.json()["count"] == 0
 
 
 def test_without_a_tenant_every_channel_refuses_with_400_and_writes_nothing(

@@ -20,7 +20,7 @@ import click
 from pydantic_core import to_jsonable_python
 
 from kailash.servers.gateway.auth import Credentials
-from kailash.servers.gateway.errors import GatewayError
+from kailash.servers.gateway.errors import GatewayConfigurationError, GatewayError
 from kailash.servers.gateway.protocol import DataSource, ModelInfo
 from kailash.servers.gateway.schemas import split_names, validate
 from nexus.app import Nexus
@@ -353,7 +353,10 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     nexus = _state(ctx).nexus()
     if not (nexus.enable_api or nexus.enable_mcp):
         raise click.UsageError(f"{nexus.title} has neither the API nor MCP enabled")
-    nexus.run(host=host, port=port)
+    try:
+        nexus.run(host=host, port=port)
+    except GatewayConfigurationError as error:
+        raise click.ClickException(str(error)) from None
 
 
 @main.command()

@@ -233,3 +233,18 @@ def test_secrets_may_come_from_the_environment_and_code_wins(monkeypatch):
     monkeypatch.setenv("KAILASH_AUTH_CONFIG", "{not json")
     with pytest.raises(GatewayConfigurationError, match="not valid JSON"):
         Authenticator.configured(None, required=False, tenant_header="X-Tenant-ID")
+
+
+@pytest.mark.parametrize("claim", [["acme", "globex"], {"id": "acme"}, "", "  ", 7, True])
+def test_a_tenant_claim_that_is_not_one_tenants_name_is_401(auth, claim):
+    bad = Credentials(bearer=token({"roles": ["admin"], "tenant_id": claim}))
+    error = refused(lambda: auth.resolve(bad), 401)
+    assert "'tenant_id' claim must be a non-empty string" in error.message
+    assert "globex" not in error.message
+
+
+@pytest.mark.parametrize("tenant", [["acme"], "", 7])
+def test_an_api_key_tenant_that_is_not_a_name_is_refused_at_start(tenant):
+    keys = {"key-admin-0001": {"roles": ["admin"], "tenant_id": tenant}}
+    with pytest.raises(GatewayConfigurationError, match="tenant_id must be a non-empty string"):
+        Authenticator({"api_keys": keys})

@@ -6,8 +6,8 @@ import pytest
 
 from kailash import LocalRuntime, Node, NodeParameter, WorkflowBuilder
 from kailash.errors import NodeConfigurationError
-from kailash.servers.gateway.errors import GatewayConfigurationError
-from kailash.servers.gateway.templates import RegisteredWorkflow
+from kailash.servers.gateway.errors import GatewayConfigurationError, GatewayError
+from kailash.servers.gateway.templates import RegisteredWorkflow, Scalar
 
 
 class Priced(Node):
@@ -79,13 +79,26 @@ def test_a_built_workflow_with_placeholders_is_refused_with_the_fix():
         RegisteredWorkflow("built", wf.build())
 
 
-def test_a_built_workflow_takes_run_parameters():
+def test_a_built_workflow_takes_only_the_parameters_its_author_declares():
     wf = WorkflowBuilder()
     wf.add_node(Priced, "a", {"name": "fixed", "price": 1.0})
-    registered = RegisteredWorkflow("built", wf.build())
-    assert registered.inputs is None
-    _, parameters = registered.prepare({"a": {"price": 2.0}})
+    assert RegisteredWorkflow("closed", wf.build()).inputs == {}
+    registered = RegisteredWorkflow("built", wf.build(), inputs={"price": "a.price"})
+    assert (registered.inputs, registered.optional) == ({"price": float}, {"price"})
+    workflow, parameters = registered.prepare({"price": 2.0})
     assert parameters == {"a": {"price": 2.0}}
+    results, _ = LocalRuntime().execute(workflow, parameters)
+    assert results["a"] == {"name": "fixed", "price": 2.0, "tags": None}
+    assert registered.prepare({})[1] == {}
+    with pytest.raises(GatewayError, match="takes no input 'a'") as caught:
+        registered.prepare({"a": {"name": "other"}})
+    assert (caught.value.status, caught.value.field) == (422, "a")
+
+
+def test_a_nested_placeholder_stands_for_a_scalar():
+    wf = WorkflowBuilder()
+    wf.add_node(Priced, "a", {"name": "n", "price": 1.0, "tags": ["{{tag}}"]})
+    assert RegisteredWorkflow("tagged", wf).inputs == {"tag": Scalar}
 
 
 @pytest.mark.parametrize("name", ["", "1abc", "has space", "x" * 65])

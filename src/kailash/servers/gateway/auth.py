@@ -181,13 +181,23 @@ def _api_keys(raw: Any) -> dict[bytes, Principal]:
             raise _fail("each API key maps to a dict with 'roles' (and optionally 'tenant_id')")
         _check_keys("api_keys entry", entry, _KEY_ENTRY)
         tenant = entry.get("tenant_id")
+        if tenant is not None and not (isinstance(tenant, str) and tenant.strip()):
+            raise _fail(f"an API key's tenant_id must be a non-empty string, got {tenant!r}")
         keys[_digest(key)] = Principal(
             subject=entry.get("subject"),
             roles=frozenset(_str_list("api_keys roles", entry.get("roles", []))),
-            tenant_id=None if tenant is None else str(tenant),
+            tenant_id=tenant,
             method="api_key",
         )
     return keys
+
+
+def _json_kind(value: Any) -> str:
+    """What a JSON value is, without echoing it: ``an empty string``, ``a list``."""
+    if value == "" or (isinstance(value, str) and not value.strip()):
+        return "an empty string"
+    names = {list: "a list", dict: "an object", bool: "a boolean", int: "a number"}
+    return names.get(type(value), "a number" if isinstance(value, float) else "a string")
 
 
 def _digest(key: str) -> bytes:
@@ -227,6 +237,11 @@ class Authenticator:
                 "authentication_required=True but auth_config has neither 'api_keys' nor 'jwt': "
                 "every call will be refused with 401"
             )
+
+    @property
+    def anonymous_allowed(self) -> bool:
+        """May a caller without credentials do everything? (No auth required, no RBAC.)"""
+        return not self.required and self.grants is None
 
     @classmethod
     def configured(
@@ -372,11 +387,19 @@ class Authenticator:
         if isinstance(roles, str):
             roles = roles.split()
         tenant = claims.get(settings.tenant_claim)
+        if tenant is not None and not (isinstance(tenant, str) and tenant.strip()):
+            # A list or an object is no tenant; str() of it would name a tenant nobody meant.
+            raise GatewayError(
+                401,
+                "unauthenticated",
+                f"invalid token: the '{settings.tenant_claim}' claim must be a non-empty string "
+                f"naming one tenant, got {_json_kind(tenant)}",
+            )
         subject = claims.get(settings.subject_claim)
         return Principal(
             subject=None if subject is None else str(subject),
             roles=frozenset(str(r) for r in roles) if isinstance(roles, list) else frozenset(),
-            tenant_id=None if tenant is None else str(tenant),
+            tenant_id=tenant,
             method="jwt",
         )
 

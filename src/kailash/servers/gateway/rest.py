@@ -6,13 +6,16 @@ such generated types, hence the disabled error codes.
 """
 # mypy: disable-error-code="valid-type, name-defined, attr-defined, arg-type"
 
-from collections.abc import Callable
+import contextlib
+import json
+from collections.abc import Callable, Coroutine
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -20,7 +23,7 @@ from kailash.servers.gateway.changes import add_change_route
 from kailash.servers.gateway.errors import GatewayError
 from kailash.servers.gateway.metrics import Metrics, RequestMetrics
 from kailash.servers.gateway.routes import guard, model_routes
-from kailash.servers.gateway.schemas import validation_error
+from kailash.servers.gateway.schemas import read_json, validation_error
 from kailash.servers.gateway.service import Executable, GatewayService
 
 
@@ -32,6 +35,48 @@ class ExecuteResult(BaseModel):
 class WorkflowResult(BaseModel):
     run_id: str
     results: dict[str, dict[str, Any]]
+
+
+class StrictJSONRequest(Request):
+    """A request whose JSON body is read by ``read_json``: only what a node may take."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = read_json(await self.body())
+        return self._json
+
+
+def _json_body(content_type: str | None) -> bool:
+    """Does FastAPI read this body as JSON? (No content type, or a JSON one.)"""
+    if not content_type:
+        return True
+    kind = content_type.split(";")[0].strip().lower()
+    return kind == "application/json" or (
+        kind.startswith("application/") and kind.endswith("+json")
+    )
+
+
+class StrictJSONRoute(APIRoute):
+    """Reads JSON bodies with ``read_json`` first, so a value no node may take is a 422.
+
+    FastAPI turns any error but bad syntax while it reads a body into a 400 without a reason;
+    reading the body here lets the refusal name the field.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def strict(request: Request) -> Response:
+            checked = StrictJSONRequest(request.scope, request.receive)
+            if request.method != "GET" and _json_body(checked.headers.get("content-type")):
+                body = await checked.body()
+                if body:
+                    # FastAPI reports bad syntax as a 422 of its own.
+                    with contextlib.suppress(json.JSONDecodeError):
+                        await checked.json()
+            return await handler(checked)
+
+        return strict
 
 
 def build_app(
@@ -51,6 +96,7 @@ def build_app(
     Nexus whose REST channel is off but whose MCP channel shares the server.
     """
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    app.router.route_class = StrictJSONRoute
     _error_handlers(app)
 
     @app.get("/health", tags=["service"], summary="Liveness and what is served")
@@ -90,6 +136,12 @@ def _error_handlers(app: FastAPI) -> None:
     async def invalid(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         errors = exc.errors()
+        unreadable = next((e for e in errors if e.get("type") == "json_invalid"), None)
+        if unreadable is not None:
+            reason = (unreadable.get("ctx") or {}).get("error", "JSON decode error")
+            at = unreadable["loc"][-1]
+            message = f"the body is not valid JSON: {reason} (at character {at})"
+            return JSONResponse({"error": "validation_error", "message": message}, 422)
         endpoint = getattr(request.scope.get("route"), "endpoint", None)
         if getattr(endpoint, "tagged_body", False):
             # A tagged union's errors name the variant (body.create.data...): drop the tag.

@@ -7,7 +7,6 @@ cannot follow such generated types, hence the disabled error codes.
 # mypy: disable-error-code="valid-type, name-defined, attr-defined, arg-type"
 
 import inspect
-import json
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, Optional, Union
 
@@ -17,7 +16,13 @@ from pydantic import BaseModel, Field, create_model
 from kailash.servers.gateway.auth import Caller
 from kailash.servers.gateway.errors import GatewayError
 from kailash.servers.gateway.protocol import BULK_OPERATIONS, ModelInfo
-from kailash.servers.gateway.schemas import defaults_for, split_names, validate
+from kailash.servers.gateway.schemas import (
+    INT64_MAX,
+    defaults_for,
+    read_json,
+    split_names,
+    validate,
+)
 from kailash.servers.gateway.service import GatewayService
 
 _FILTER_HELP = 'A JSON filter, e.g. {"price": 10}.'
@@ -40,7 +45,7 @@ def guard(service: GatewayService, resource: str, operation: str | None) -> Any:
 
 def _json_query(name: str, text: str) -> Any:
     try:
-        return json.loads(text)
+        return read_json(text, where=name)
     except ValueError as exc:
         raise GatewayError(
             422, "validation_error", f"'{name}' is not valid JSON: {exc}", field=name
@@ -120,8 +125,8 @@ def _list(r: _Routes) -> None:
         caller: Lister,
         filter: Annotated[Optional[str], Query(description=_FILTER_HELP)] = None,
         sort: Annotated[Optional[str], Query(description=_SORT_HELP)] = None,
-        limit: Annotated[Optional[int], Query(ge=0)] = None,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[Optional[int], Query(ge=0, le=INT64_MAX)] = None,
+        offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
         fields: Annotated[Optional[str], Query(description="Comma-separated names.")] = None,
         count_total: bool = False,
         include_deleted: Annotated[Optional[bool], Query(description=_DELETED_HELP)] = None,
@@ -289,8 +294,8 @@ def _audit(r: _Routes) -> None:
         action_type: Annotated[Optional[str], Query(description="Comma-separated actions.")] = None,
         start: Annotated[Optional[str], Query(description=_WHEN_HELP)] = None,
         end: Annotated[Optional[str], Query(description=_WHEN_HELP)] = None,
-        limit: Annotated[Optional[int], Query(ge=0)] = None,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[Optional[int], Query(ge=0, le=INT64_MAX)] = None,
+        offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
         count_total: bool = False,
     ) -> Any:
         _known_query(request, trail_query)

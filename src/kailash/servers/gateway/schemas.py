@@ -13,20 +13,59 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-from collections.abc import Mapping
-from typing import Annotated, Any, Literal, Optional, Union
+import json
+import types
+from collections.abc import Collection, Mapping
+from typing import Annotated, Any, Literal, Optional, Union, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, create_model
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    WithJsonSchema,
+    create_model,
+)
 from pydantic import ValidationError as PydanticValidationError
 
 from kailash.nodes.base import MISSING, Node
 from kailash.servers.gateway.errors import GatewayError
 from kailash.servers.gateway.protocol import BOUND, FieldInfo, ModelInfo
 
-STRICT = ConfigDict(strict=True, extra="forbid")
-LAX = ConfigDict(extra="forbid")
+STRICT = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False)
+LAX = ConfigDict(extra="forbid", allow_inf_nan=False)
 _TEXT_FORMS = (dt.datetime, dt.date, decimal.Decimal)
 _PLAIN = (str, int, float, bool, *_TEXT_FORMS)
+#: The integers every backend stores: a 64-bit signed column, SQLite's INTEGER.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+Count = Annotated[int, Field(ge=0, le=INT64_MAX)]
+_SORT_FORMS = (
+    'a sort is a list of keys, each a name ("-price" for descending), {"price": 1 or -1} or '
+    '{"field": "price", "direction": "asc" or "desc"}'
+)
+
+
+def _sort_shape(value: Any) -> Any:
+    """Refuse a sort key whose direction is no scalar; the node checks names and directions."""
+    for key in value if isinstance(value, list) else [value]:
+        if isinstance(key, str):
+            continue
+        if isinstance(key, dict) and all(
+            isinstance(v, str | int) and not isinstance(v, bool) for v in key.values()
+        ):
+            continue
+        raise ValueError(_SORT_FORMS)
+    return value
+
+
+_SORT_KEY = {"anyOf": [{"type": "string"}, {"type": "object"}]}
+Sort = Annotated[
+    Any,
+    AfterValidator(_sort_shape),
+    WithJsonSchema({"anyOf": [{"type": "array", "items": _SORT_KEY}, *_SORT_KEY["anyOf"]]}),
+]
 #: Parameters the caller never sends: ``input`` only orders nodes; the tenant and the actor
 #: (who the audit log says acted) come from auth.
 HIDDEN = frozenset({"input", *BOUND})
@@ -49,15 +88,27 @@ def annotation(kind: Any, nullable: bool = False) -> Any:
         base = list[Any]
     elif kind in _TEXT_FORMS:
         base = Annotated[kind, Strict(False)]
+    elif kind is int:
+        base = Int64
     elif kind in _PLAIN:
         base = kind
+    elif get_origin(kind) is not None or isinstance(kind, types.UnionType):
+        base = kind  # already an annotation: list[float], Annotated[int, ...], a union
     else:
         base = Any
     return Optional[base] if nullable else base
 
 
+def _distinct(names: list[str]) -> list[str]:
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(f"names {', '.join(repeated)} more than once; name each field once")
+    return names
+
+
 def _names(model: ModelInfo) -> Any:
-    return list[Literal[tuple(f.name for f in model.fields)]]
+    """A list of the model's field names, each at most once."""
+    return Annotated[list[Literal[tuple(f.name for f in model.fields)]], AfterValidator(_distinct)]
 
 
 def _contract(model: ModelInfo, rows: type[BaseModel]) -> dict[str, Any]:
@@ -66,15 +117,15 @@ def _contract(model: ModelInfo, rows: type[BaseModel]) -> dict[str, Any]:
     return {
         "after": Optional[str],
         "filter": Optional[dict[str, Any]],
-        "sort": Any,
-        "limit": Optional[Annotated[int, Field(ge=0)]],
-        "offset": Annotated[int, Field(ge=0)],
+        "sort": Optional[Sort],
+        "limit": Optional[Count],
+        "offset": Count,
         "fields": names,
         "count_total": bool,
         "include_deleted": bool,
         "raise_on_not_found": bool,
         "read_preference": str,
-        "batch_size": Annotated[int, Field(gt=0)],
+        "batch_size": Annotated[int, Field(gt=0, le=INT64_MAX)],
         "return_ids": bool,
         "conflict_resolution": str,
         "conflict_on": names,
@@ -87,7 +138,7 @@ def _contract(model: ModelInfo, rows: type[BaseModel]) -> dict[str, Any]:
         "having": dict[str, Any],
         "update": dict[str, Any],
         "data": list[rows],
-        "version": int,
+        "version": Int64,
         "record_id": Optional[annotation(model.pk.type)],
         "action_type": Union[str, list[str]],
         "date_range": DateRange,
@@ -216,6 +267,8 @@ class ModelSchemas:
                 spec[name] = (self.pk_type, ...)
             elif name in fields and op in ("update", "upsert"):
                 spec[name] = _field(fields[name], optional=True)
+            elif name == "data" and op in ("bulk_create", "bulk_upsert"):
+                spec[name] = (contract[name], ...)  # the rows are the operation
             elif name in contract:
                 spec[name] = (contract[name], ... if param.required else None)
             else:
@@ -234,17 +287,78 @@ def node_arguments(name: str, node: type[Node]) -> type[BaseModel]:
     return create_model(f"{name}Args", __config__=STRICT, **spec)
 
 
-def workflow_inputs(name: str, inputs: Mapping[str, Any] | None) -> type[BaseModel]:
-    """A registered workflow's inputs; values are converted to each input's type."""
+def workflow_inputs(
+    name: str, inputs: Mapping[str, Any], optional: Collection[str] = ()
+) -> type[BaseModel]:
+    """A registered workflow's inputs, and only those; values are converted to their types."""
     safe = "".join(part.title() for part in name.replace("-", "_").split("_"))
-    if inputs is None:
-        return create_model(
-            f"{safe}Parameters",
-            __config__=ConfigDict(extra="allow"),
-            __doc__="Run parameters: per-node dicts by node id, or values for every node.",
-        )
-    spec = {n: (annotation(kind), ...) for n, kind in inputs.items()}
-    return create_model(f"{safe}Inputs", __config__=LAX, **spec)
+    spec = {n: (annotation(kind), None if n in optional else ...) for n, kind in inputs.items()}
+    return create_model(
+        f"{safe}Inputs",
+        __config__=LAX,
+        __doc__=f"The inputs of workflow {name}; it takes no other parameter.",
+        **spec,
+    )
+
+
+#: How deeply a request's JSON may nest (a filter of 30 nested ``$and`` is 60 levels).
+MAX_DEPTH = 64
+
+
+def _refuse_constant(name: str) -> Any:
+    raise GatewayError(
+        422, "validation_error", f"{name} is not a JSON number; numbers must be finite"
+    )
+
+
+def _refuse(path: str, problem: str) -> GatewayError:
+    where = f"'{path}': " if path else ""
+    return GatewayError(422, "validation_error", f"{where}{problem}", field=path or None)
+
+
+def _check_json(value: Any, path: str, depth: int) -> None:
+    """Refuse what no node may store: integers beyond 64 bits, unencodable text, deep nesting."""
+    if depth > MAX_DEPTH:
+        raise _refuse(path, f"nested deeper than {MAX_DEPTH} levels; flatten the value")
+    if isinstance(value, str):
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise _refuse(
+                    path, "holds a lone surrogate (\\ud800-\\udfff), which is no Unicode text"
+                ) from None
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise _refuse(path, "an integer beyond 64 bits; no column stores it")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{path}.{key}" if path else str(key)
+            _check_json(key, inner, depth + 1)
+            _check_json(item, inner, depth + 1)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_json(item, f"{path}.{i}" if path else str(i), depth + 1)
+
+
+def read_json(text: str | bytes, where: str = "") -> Any:
+    """JSON as a request may carry it, or a 422 naming the value that no node may take.
+
+    ``NaN`` and ``Infinity`` are refused (they are no JSON numbers), and so are integers beyond
+    64 bits, strings holding a lone surrogate and nesting deeper than ``MAX_DEPTH``. Bad syntax
+    raises ``json.JSONDecodeError``. ``where`` prefixes the field paths (a query parameter).
+    """
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise _refuse(where, f"nested deeper than {MAX_DEPTH} levels; flatten the value") from None
+    except GatewayError as error:
+        error.field = where or None
+        if where:
+            error.message = f"'{where}': {error.message}"
+        raise
+    _check_json(value, where, 0)
+    return value
 
 
 def split_names(text: str) -> list[str]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import ipaddress
+import logging
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +19,8 @@ if TYPE_CHECKING:
 
     from kailash.servers.gateway.metrics import Metrics
     from kailash.servers.gateway.service import GatewayService
+
+log = logging.getLogger("kailash.gateway")
 
 SERVER_TYPES = ("basic", "enterprise")
 _REQUIRED = ("fastapi", "pydantic", "uvicorn", "prometheus_client")
@@ -52,6 +56,47 @@ def make_service(
     )
 
 
+def check_exposure(
+    auth: Authenticator, host: str, allow_anonymous: bool, options: Mapping[str, Any], what: str
+) -> None:
+    """Refuse to serve an open API beyond this machine, and warn whenever it is open.
+
+    Without authentication anyone who reaches the port may read, change and bulk-delete every
+    model, so an open API listens on loopback only unless its owner says otherwise.
+    """
+    if not auth.anonymous_allowed:
+        return
+    fix = (
+        "configure auth_config (api_keys or jwt) with authentication_required=True or "
+        "rbac_enabled=True"
+    )
+    local = "fd" not in options and ("uds" in options or _loopback(host))
+    where = options.get("uds") or host
+    if not local and not allow_anonymous:
+        raise GatewayConfigurationError(
+            f"{what}: refusing to serve on {where} without authentication: anyone who reaches it "
+            f"could read, change and delete every record. {fix}, or pass allow_anonymous=True "
+            "to serve an open API on purpose (or bind 127.0.0.1)"
+        )
+    log.warning(
+        "%s: the API is open: no authentication is configured, so anyone who reaches %s may "
+        "read, change and delete every record%s; %s",
+        what,
+        where,
+        "" if local else " (allow_anonymous=True)",
+        fix,
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class Gateway:
     """A REST gateway. ``gateway.app`` is its FastAPI app; ``gateway.run()`` serves it.
 
@@ -65,8 +110,10 @@ class Gateway:
         title: str,
         auto_generate_endpoints: bool,
         metrics: Metrics | None,
+        allow_anonymous: bool = False,
     ) -> None:
         self.service = service
+        self.allow_anonymous = bool(allow_anonymous)
         self.title = title
         self.auto_generate_endpoints = auto_generate_endpoints
         self.metrics = metrics
@@ -83,9 +130,18 @@ class Gateway:
             metrics=self.metrics,
         )
 
-    def register(self, name: str, workflow: WorkflowBuilder | Workflow) -> None:
-        """Serve ``workflow`` at ``POST /api/workflows/<name>/execute``."""
-        self.service.register(name, workflow)
+    def register(
+        self,
+        name: str,
+        workflow: WorkflowBuilder | Workflow,
+        inputs: Mapping[str, str | Sequence[str]] | None = None,
+    ) -> None:
+        """Serve ``workflow`` at ``POST /api/workflows/<name>/execute``.
+
+        Callers give its ``{{placeholders}}`` and the node parameters ``inputs`` declares
+        (input name -> ``"node_id.parameter"``); every other param stays as written.
+        """
+        self.service.register(name, workflow, inputs)
         if "app" in self.__dict__:
             from kailash.servers.gateway.rest import add_execute_route
 
@@ -95,8 +151,14 @@ class Gateway:
         await self.app(scope, receive, send)
 
     def run(self, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
-        """Serve with uvicorn until interrupted (``options`` go to ``uvicorn.run``)."""
+        """Serve with uvicorn until interrupted (``options`` go to ``uvicorn.run``).
+
+        Without authentication only a loopback address is served, unless the gateway was
+        created with ``allow_anonymous=True``.
+        """
         import uvicorn
+
+        check_exposure(self.service.auth, host, self.allow_anonymous, options, self.title)
 
         uvicorn.run(self.app, host=host, port=port, **options)
 
@@ -109,12 +171,15 @@ def create_gateway(
     authentication_required: bool = False,
     *,
     auth_config: Mapping[str, Any] | None = None,
+    allow_anonymous: bool = False,
 ) -> Gateway:
     """A REST API over a data source's models and nodes.
 
     ``server_type`` is ``"enterprise"`` (Prometheus metrics at ``/metrics``, per-operation
     metrics) or ``"basic"`` (neither). ``auth_config`` (else the ``KAILASH_AUTH_CONFIG``
     environment variable, JSON) sets API keys, JWT settings, roles and the tenant header.
+    Without authentication ``run()`` serves 127.0.0.1 only; ``allow_anonymous=True`` lets it
+    serve an open API on any address.
     """
     ensure_installed("create_gateway", *_REQUIRED)
     from kailash.servers.gateway.metrics import Metrics
@@ -134,5 +199,9 @@ def create_gateway(
         metrics=metrics,
     )
     return Gateway(
-        service, title=title, auto_generate_endpoints=auto_generate_endpoints, metrics=metrics
+        service,
+        title=title,
+        auto_generate_endpoints=auto_generate_endpoints,
+        metrics=metrics,
+        allow_anonymous=allow_anonymous,
     )

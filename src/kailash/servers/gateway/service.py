@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+import types
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Union, get_args, get_origin
 
 from kailash.errors import NodeExecutionError, WorkflowValidationError
 from kailash.nodes.base import Node
@@ -21,7 +22,6 @@ from kailash.servers.gateway.auth import Authenticator, Caller
 from kailash.servers.gateway.errors import STATUS, GatewayConfigurationError, GatewayError
 from kailash.servers.gateway.metrics import Metrics
 from kailash.servers.gateway.protocol import (
-    BOUND,
     BULK_OPERATIONS,
     EXECUTE,
     OPERATIONS,
@@ -112,10 +112,20 @@ class GatewayService:
 
     # -- what is served -------------------------------------------------------------------
 
-    def register(self, name: str, workflow: WorkflowBuilder | Workflow) -> RegisteredWorkflow:
-        """Serve ``workflow`` under ``name`` on every channel."""
-        registered = RegisteredWorkflow(name, workflow)
+    def register(
+        self,
+        name: str,
+        workflow: WorkflowBuilder | Workflow,
+        inputs: Mapping[str, str | Sequence[str]] | None = None,
+    ) -> RegisteredWorkflow:
+        """Serve ``workflow`` under ``name`` on every channel.
+
+        Callers give its ``{{placeholders}}`` and the node parameters ``inputs`` declares
+        (input name -> ``"node_id.parameter"``), nothing else.
+        """
         _check_name(name, self.source)
+        types = _SourceTypes(self.source, self.catalog)
+        registered = RegisteredWorkflow(name, workflow, inputs=inputs, types=types)
         with self._lock:
             self.workflows[name] = registered
             self._catalog = None
@@ -171,7 +181,7 @@ class GatewayService:
             }
             catalog.executables[name] = Executable(
                 name,
-                workflow_inputs(name, registered.inputs),
+                workflow_inputs(name, registered.inputs, registered.optional),
                 name,
                 EXECUTE,
                 tuple(touched.values()),
@@ -243,8 +253,6 @@ class GatewayService:
         self.require_tenant(caller, target.models)
         if target.workflow is not None:
             registered = target.workflow
-            if registered.inputs is None:
-                _refuse_tenant(inputs)
             results, run_id = self._run(
                 caller, lambda: registered.prepare(inputs), target.resource, target.operation
             )
@@ -337,15 +345,42 @@ def _takes(parameter: str, nodes: Iterable[Node]) -> bool:
     return any(parameter in type(node).parameters for node in nodes)
 
 
-def _refuse_tenant(parameters: Mapping[str, Any]) -> None:
-    """Run parameters may not name a tenant or an actor: the caller's credentials do."""
-    for key, value in parameters.items():
-        for bound in BOUND:
-            if key == bound or (isinstance(value, Mapping) and bound in value):
-                raise GatewayError(
-                    422,
-                    "validation_error",
-                    f"{bound} is bound from the caller's credentials (and tenant header); "
-                    "leave it out of the request",
-                    field=key,
-                )
+class _SourceTypes:
+    """Parameter and field types of the data source's nodes, for registered workflows' inputs.
+
+    A model operation's parameters are typed by the gateway's request schemas (its nodes may
+    declare ``object``), so an input standing for ``limit`` is an int, one for a filter a dict.
+    """
+
+    def __init__(self, source: DataSource | None, catalog: _Catalog) -> None:
+        nodes: Mapping[str, type[Node]] = source.nodes if source is not None else {}
+        self._ops: dict[type[Node], tuple[ModelInfo, Any]] = {}
+        for model in catalog.models.values():
+            args = catalog.schemas[model.name].args
+            for op, node_type in model.operations.items():
+                node = nodes.get(node_type)
+                if node is not None and op in args:
+                    self._ops[node] = (model, args[op])
+
+    def parameter(self, node: type[Node], name: str) -> Any:
+        declared = node.parameters.get(name)
+        kind = declared.type if declared is not None else object
+        owned = self._ops.get(node)
+        if kind in (object, Any) and owned is not None:
+            field = owned[1].model_fields.get(name)
+            if field is not None:
+                kind = _without_none(field.annotation)
+        return kind
+
+    def fields(self, node: type[Node]) -> Mapping[str, Any] | None:
+        owned = self._ops.get(node)
+        return None if owned is None else {f.name: f.type for f in owned[0].fields}
+
+
+def _without_none(kind: Any) -> Any:
+    """``Optional[X]`` -> ``X``: an input a caller gives is a value, not "no value"."""
+    if get_origin(kind) in (Union, types.UnionType):
+        kept = [arg for arg in get_args(kind) if arg is not type(None)]
+        if len(kept) == 1:
+            return kept[0]
+    return kind
