@@ -86,7 +86,7 @@ def venv(tmp_path_factory, wheel) -> Path:
 
 def test_the_distribution_has_a_name_of_its_own():
     assert PROJECT["name"] == "dataflow-workflows"
-    assert PROJECT["scripts"] == {"nexus": "nexus.channels.cli:main"}
+    assert PROJECT["scripts"] == {"nexus": "nexus.launcher:main"}
 
 
 def test_the_wheel_carries_the_three_packages_and_the_license(wheel):
