@@ -25,7 +25,7 @@ test: setup services
 
 lint: setup
 	$(BIN)/ruff check src tests bench examples
-	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples docs
 
 types: setup
 	$(BIN)/mypy
