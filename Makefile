@@ -3,12 +3,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup services demo test check lint types imports bench bench-http clean
+.PHONY: setup services demo test check lint types imports bench bench-http dist clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@# The distribution was called "dataflow" before; its record would remove bin/nexus later.
+	@$(BIN)/python -m pip uninstall -q -y --disable-pip-version-check dataflow 2>/dev/null || true
 	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[all,dev]'
 	@touch $(STAMP)
 
@@ -23,7 +25,7 @@ test: setup services
 
 lint: setup
 	$(BIN)/ruff check src tests bench examples
-	$(BIN)/ruff format --check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples docs
 
 types: setup
 	$(BIN)/mypy
@@ -43,5 +45,9 @@ bench: setup
 bench-http: setup
 	$(BIN)/python bench/http_load.py
 
+dist: setup  # the wheel and sdist of the dataflow-workflows distribution, in dist/
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist

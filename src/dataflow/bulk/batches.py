@@ -245,7 +245,7 @@ class Progress:
             except ImportError as exc:
                 raise ValidationError(
                     f"{label}: progress=True draws a bar with tqdm, which is not installed: "
-                    "pip install 'dataflow[progress]', or pass a callable instead"
+                    "pip install 'dataflow-workflows[progress]', or pass a callable instead"
                 ) from exc
             self._bar = tqdm(total=total, unit="rows", desc=label)
         elif callable(option):

@@ -41,7 +41,7 @@ def _check_driver(target: DatabaseTarget) -> None:
 
         raise ConfigurationError(
             f"{target.dialect} needs the '{module}' driver: pip install "
-            f"'dataflow[{_DRIVER_EXTRA[target.dialect]}]'"
+            f"'dataflow-workflows[{_DRIVER_EXTRA[target.dialect]}]'"
         ) from exc
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from kailash.errors import KailashError
 
-EXTRA_HINT = "pip install 'dataflow[nexus]'"
+EXTRA_HINT = "pip install 'dataflow-workflows[nexus]'"
 
 #: Problem kinds (``protocol.Problem.kind``) -> HTTP status.
 STATUS = {"invalid": 422, "not_found": 404, "conflict": 409, "forbidden": 403}
