@@ -10,21 +10,10 @@ from typing import Any
 
 from sqlalchemy.engine import URL, make_url
 
+from dataflow.dialects import dialect_for_scheme
 from dataflow.errors import ConfigurationError
 
 DEFAULT_SQLITE_FILE = "dataflow.db"
-
-_SCHEMES = {
-    "sqlite": "sqlite",
-    "sqlite+pysqlite": "sqlite",
-    "postgresql": "postgresql+psycopg",
-    "postgres": "postgresql+psycopg",
-    "postgresql+psycopg": "postgresql+psycopg",
-    "mysql": "mysql+pymysql",
-    "mariadb": "mysql+pymysql",
-    "mysql+pymysql": "mysql+pymysql",
-    "mariadb+pymysql": "mysql+pymysql",
-}
 
 
 @dataclass(slots=True)
@@ -171,13 +160,12 @@ def resolve_url(url: str | None) -> DatabaseTarget:
             f"cannot parse database URL {url!r}; expected e.g. sqlite:///app.db, "
             "postgresql://user:pass@host/db or mysql://user:pass@host/db"
         ) from exc
-    driver = _SCHEMES.get(parsed.drivername)
-    if driver is None:
+    dialect = dialect_for_scheme(parsed.drivername)
+    if dialect is None:
         raise ConfigurationError(
             f"unsupported database scheme '{parsed.drivername}' in {parsed.render_as_string()}; "
             "DataFlow supports sqlite://, postgresql:// and mysql:// (MariaDB)"
         )
-    parsed = parsed.set(drivername=driver)
-    dialect = driver.split("+")[0]
-    memory = dialect == "sqlite" and parsed.database in (None, "", ":memory:")
-    return DatabaseTarget(parsed, dialect, memory, from_default)
+    parsed = parsed.set(drivername=dialect.driver_name)
+    memory = dialect.embedded and parsed.database in (None, "", ":memory:")
+    return DatabaseTarget(parsed, dialect.name, memory, from_default)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import weakref
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -51,6 +52,7 @@ class DataFlow:
     ``DataFlow(":memory:")`` is one in-memory SQLite database shared by every node.
     ``name`` (default: the server's host, or the SQLite file's stem) is what a node's
     ``database`` parameter gives where two instances in one process define the same node type.
+    The instance's node types are registered while it lives, until ``close()``.
     """
 
     def __init__(
@@ -77,6 +79,8 @@ class DataFlow:
         )
         self.registry.register(TransactionScopeNode)
         self.store.add_node(manager_node(self.store))
+        # The instance's node types leave the registry when it is closed or goes away.
+        weakref.finalize(self, self.store.forget_nodes)
 
     def __repr__(self) -> str:
         return f"<DataFlow {self.name!r} {self.target.safe_url} models={list(self.models)}>"
@@ -97,7 +101,8 @@ class DataFlow:
 
     @property
     def dialect(self) -> str:
-        return self.store.dialect
+        """The backend's name: ``"sqlite"``, ``"postgresql"`` or ``"mysql"``."""
+        return self.store.dialect.name
 
     @property
     def database(self) -> Database:

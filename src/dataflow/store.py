@@ -53,8 +53,8 @@ class Store:
         self.name = name
         self.config = config
         self.target = target
-        self.dialect = target.dialect
         self.database = Database(target, config)
+        self.dialect = self.database.dialect
         self.registry = registry
         self.metadata = sa.MetaData()
         self.models = ModelCatalog()
@@ -84,7 +84,7 @@ class Store:
         audit = spec.feature(Audit)
         if audit is not None:
             audit.attach(self.audit_log, spec)
-        if spec.feature(Tenancy) is not None and self.dialect == "postgresql":
+        if spec.feature(Tenancy) is not None and self.dialect.row_security:
             self._row_security = True
         for owner, relation in links:
             if link_foreign_key(owner, relation.field, self.models[relation.model]):

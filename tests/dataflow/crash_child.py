@@ -44,7 +44,8 @@ class KillAt(logging.Handler):
 
 def saga(url: str) -> None:
     """The shop's saga (the guide's steps) on ``url``."""
-    define(DataFlow(url))
+    db = DataFlow(url)  # its node types live as long as it does
+    define(db)
     LocalRuntime().execute(saga_workflow(retry_attempts=1, retry_backoff=0.01).build())
 
 
@@ -52,8 +53,10 @@ def two_phase(coordinator_url: str, *participant_urls: str) -> None:
     """A two-phase commit creating one Ledger row in each participant database."""
     coordinator = DataFlow(coordinator_url)
     steps = []
+    participants = []  # each keeps its node types registered while it lives
     for i, url in enumerate(participant_urls):
         participant = DataFlow(url)
+        participants.append(participant)
 
         @participant.model
         class Ledger:

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 
-from dataflow.bulk.drivers import Driver, Row
+from dataflow.dialects.bulk import BulkLoader, Row
 
 if TYPE_CHECKING:
     from dataflow.statements.model import UniqueKey
@@ -34,7 +34,7 @@ class DirectUpsert:
 
     def __init__(
         self,
-        driver: Driver,
+        loader: BulkLoader,
         table: sa.Table,
         keys: tuple[str, ...],
         unique: UniqueKey,
@@ -43,7 +43,7 @@ class DirectUpsert:
         touched: Mapping[str, Any],
         pk: str,
     ) -> None:
-        self.driver = driver
+        self.loader = loader
         self.table = table
         self.keys = keys
         insert = sqlite.insert(table)
@@ -78,8 +78,8 @@ class DirectUpsert:
         return held_in_scope, {self._key(found) for found in conn.execute(self._outside, params)}
 
     def write(self, conn: Connection, rows: list[Row], names: tuple[str, ...], shared: Row) -> None:
-        sql, encoded = self.driver.encode(self.table, names, rows, shared, insert=self.insert)
-        self.driver.load(conn, sql, encoded)
+        sql, encoded = self.loader.encode(self.table, names, rows, shared, insert=self.insert)
+        self.loader.load(conn, sql, encoded)
 
     def ids(self, conn: Connection, rows: list[Row]) -> dict[Any, Any]:
         """Key -> primary key, for the keys of ``rows``."""
@@ -98,7 +98,7 @@ class DirectUpsert:
         stored = []
         for name in self.keys:
             values = [row[name] for row in rows]
-            process = self.driver.processor(self.table, name)
+            process = self.loader.processor(self.table, name)
             stored.append(values if process is None else [process(v) for v in values])
         payload = stored[0] if len(stored) == 1 else [list(k) for k in zip(*stored, strict=True)]
         return {"_keys": json.dumps(payload)}

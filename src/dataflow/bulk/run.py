@@ -31,9 +31,9 @@ from dataflow.bulk.batches import (
     split_on_repeats,
 )
 from dataflow.bulk.direct import DirectUpsert
-from dataflow.bulk.drivers import Driver, Row, RowRefused, driver_for
 from dataflow.bulk.stage import Stage
 from dataflow.database.driver_errors import describe, translate
+from dataflow.dialects.bulk import Row, RowRefused
 from dataflow.features.base import Image, Scope
 from dataflow.features.versioning import COLUMN as VERSION
 from dataflow.statements.model import OUTSIDE
@@ -96,7 +96,7 @@ class BulkRun:
         self.pk = statements.spec.primary_key
         self.where = statements.where(scope)
         kinds = {name: f.type.name for name, f in statements.spec.fields.items()}
-        self.driver: Driver = driver_for(store.database.engine.dialect, kinds)
+        self.loader = store.dialect.bulk_loader(store.database.engine.dialect, kinds)
         self.outcome = Outcome(ids=[] if plan.return_ids else None)
         #: Whether each change's images go to the audit log.
         self.audited = bool(statements.historians)
@@ -119,7 +119,7 @@ class BulkRun:
                 # own (COPY), fewer, bigger ones write plain inserts faster.
                 size = plan.batch_size
                 if plan.mode == "insert":
-                    size = max(size, self.driver.insert_rows)
+                    size = max(size, self.loader.insert_rows)
                 with self._transaction() as conn:
                     for start, chunk in chunks(source, size):
                         self._chunk(conn, start, chunk, progress)
@@ -143,7 +143,7 @@ class BulkRun:
                 # A rollback takes temporary tables with it, except where DDL is not
                 # transactional (MySQL): there they would outlive the call on a pooled
                 # connection.
-                if not self.driver.transactional_ddl:
+                if not self.loader.transactional_ddl:
                     self._drop_stages(conn)
                 raise
             self._drop_stages(conn)
@@ -226,7 +226,7 @@ class BulkRun:
 
     def _plain(self, conn: Connection, rows: list[Row], indexes: list[int], shared: Row) -> None:
         pk = self.pk
-        returning = self._reserve and not self.driver.reserve_ids(conn, self.table, pk, rows)
+        returning = self._reserve and not self.loader.reserve_ids(conn, self.table, pk, rows)
         columns = tuple(c.name for c in self.table.c if c.name not in shared and c.name != pk)
         has_pk = list(map(dict.__contains__, rows, repeat(pk)))
         for with_pk, group, at in _grouped(rows, indexes, has_pk):
@@ -235,7 +235,7 @@ class BulkRun:
                 full = [dict.fromkeys(names) | row | shared for row in group]
                 self._apply(conn, full, at, self._returning)
                 continue
-            sql, encoded = self.driver.encode(self.table, names, group, shared)
+            sql, encoded = self.loader.encode(self.table, names, group, shared)
             given: dict[int, Any] = {}
             if self.outcome.ids is not None:
                 given = dict(zip(at, map(dict.get, group, repeat(pk)), strict=True))
@@ -249,15 +249,15 @@ class BulkRun:
                 given: dict[int, Any] = given,
                 by_index: dict[int, Row] = by_index,
             ) -> None:
-                self.driver.load(conn, sql, part)
+                self.loader.load(conn, sql, part)
                 self._inserted(part_at, [given.get(i) for i in part_at])
                 if by_index:
                     self._record_created(conn, [by_index[i] for i in part_at])
 
-            self._apply(conn, encoded, at, load, self.driver.names_refused_rows)
+            self._apply(conn, encoded, at, load, self.loader.names_refused_rows)
 
     def _returning(self, conn: Connection, rows: list[Row], indexes: list[int]) -> None:
-        ids = self.driver.insert_returning(conn, self.table, self.pk, rows)
+        ids = self.loader.insert_returning(conn, self.table, self.pk, rows)
         self._inserted(indexes, ids)
         if self.audited:
             pk = self.pk
@@ -280,7 +280,7 @@ class BulkRun:
         """The stage for these columns, created in this transaction (outside any savepoint)."""
         stage = self._stages.get((columns, keys))
         if stage is None:
-            stage = Stage(self.driver, self.table, columns, keys, self.where)
+            stage = Stage(self.loader, self.table, columns, keys, self.where)
             self._stages[columns, keys] = stage
         if stage not in self._created:
             stage.create(conn)
@@ -340,7 +340,7 @@ class BulkRun:
         )
         touched = self.statements.stamp_update_batch([], self.scope)
         upsert = plan.mode == "upsert"
-        strategy = self.driver.upsert if upsert else "staged"
+        strategy = self.loader.upsert if upsert else "staged"
         if strategy == "staged-conflict" and self.audited:
             # ON CONFLICT cannot tell the rows it updated as they were before; an UPDATE of
             # the rows locked and read first can.
@@ -354,7 +354,7 @@ class BulkRun:
             if direct is None:
                 assert self.unique is not None
                 direct = self._directs[key] = DirectUpsert(
-                    self.driver,
+                    self.loader,
                     self.table,
                     plan.keys,
                     self.unique,

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
-from dataflow.bulk.drivers import Driver, Row
+from dataflow.dialects.bulk import BulkLoader, Row
 
 if TYPE_CHECKING:
     from dataflow.statements.model import UniqueKey
@@ -36,13 +36,13 @@ class Stage:
 
     def __init__(
         self,
-        driver: Driver,
+        loader: BulkLoader,
         table: sa.Table,
         columns: tuple[str, ...],
         keys: tuple[str, ...],
         where: Clauses,
     ) -> None:
-        self.driver = driver
+        self.loader = loader
         self.target = table
         self.columns = columns
         self.where = tuple(where)
@@ -53,12 +53,12 @@ class Stage:
             sa.Column(ROW_NUMBER, sa.Integer),
             *(sa.Column(name, table.c[name].type) for name in columns),
             prefixes=["TEMPORARY"],
-            **driver.stage_options(),
+            **loader.stage_options(),
         )
         self.keys = keys
         self.match = sa.and_(*(table.c[k] == self.table.c[k] for k in keys))
         self.first_key = keys[0]
-        narrowing = driver.narrowing(table.c[self.first_key])
+        narrowing = loader.narrowing(table.c[self.first_key])
         self.narrowing = () if narrowing is None else (narrowing,)
         self._statements: dict[tuple[Any, ...], Any] = {}
         self._params: dict[str, Any] = {}
@@ -67,14 +67,14 @@ class Stage:
         conn.execute(sa.schema.CreateTable(self.table, if_not_exists=True))
 
     def drop(self, conn: Connection) -> None:
-        self.driver.drop_stage(conn, self.table)
+        self.loader.drop_stage(conn, self.table)
 
     def fill(self, conn: Connection, rows: Sequence[Row]) -> None:
         """Make the stage hold exactly ``rows``, numbered from 0."""
-        self.driver.empty_stage(conn, self.table)
+        self.loader.empty_stage(conn, self.table)
         numbers = {ROW_NUMBER: range(len(rows))}
-        sql, encoded = self.driver.encode(self.table, self.columns, rows, extra=numbers)
-        self.driver.load(conn, sql, encoded)
+        sql, encoded = self.loader.encode(self.table, self.columns, rows, extra=numbers)
+        self.loader.load(conn, sql, encoded)
         if self.narrowing:
             self._params = {"_batch_keys": [row[self.first_key] for row in rows]}
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -11,37 +10,31 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.pool import StaticPool
 
 from dataflow.config import DatabaseTarget, DataFlowConfig
 from dataflow.database.change_feed import ChangeEvent, ChangeFeed
 from dataflow.database.scope import find_transaction
-from dataflow.errors import TransactionError
+from dataflow.dialects import Dialect, dialect_named
+from dataflow.errors import ConfigurationError, TransactionError
 from dataflow.monitoring import StatementMonitor
-from dataflow.query import sqlite_functions
 
 if TYPE_CHECKING:
     from dataflow.database.transaction import Transaction
 
 log = logging.getLogger("dataflow")
 
-_DRIVER_EXTRA = {"postgresql": "postgresql", "mysql": "mysql"}
 
-
-def _check_driver(target: DatabaseTarget) -> None:
-    module = {"postgresql": "psycopg", "mysql": "pymysql"}.get(target.dialect)
+def _check_driver(dialect: Dialect) -> None:
+    module = dialect.driver_module
     if module is None:
         return
     try:
         __import__(module)
     except ImportError as exc:
-        from dataflow.errors import ConfigurationError
-
         raise ConfigurationError(
-            f"{target.dialect} needs the '{module}' driver: pip install "
-            f"'dataflow-workflows[{_DRIVER_EXTRA[target.dialect]}]'"
+            f"{dialect.name} needs the '{module}' driver: pip install "
+            f"'dataflow-workflows[{dialect.driver_extra}]'"
         ) from exc
 
 
@@ -56,35 +49,13 @@ def _pool_options(config: DataFlowConfig) -> dict[str, Any]:
     }
 
 
-def _sqlite_engine(target: DatabaseTarget, config: DataFlowConfig) -> Engine:
-    kwargs: dict[str, Any] = {"echo": config.echo}
-    connect_args: dict[str, Any] = {"check_same_thread": False, "timeout": 30}
-    if target.memory:
-        # One connection, so every node of this instance sees the same in-memory database.
-        kwargs["poolclass"] = StaticPool
-    else:
-        kwargs.update(_pool_options(config))
-    engine = sa.create_engine(target.url, connect_args=connect_args, **kwargs)
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
-        # Database.begin() issues BEGIN itself; the driver's implicit BEGIN would start
-        # transactions late (at the first write) and not at all for reads.
-        dbapi_conn.isolation_level = None
-        sqlite_functions.register(dbapi_conn)
-        cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA foreign_keys=ON")
-        if not target.memory:
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.close()
-
+def create_engine(dialect: Dialect, target: DatabaseTarget, config: DataFlowConfig) -> Engine:
+    """The engine of ``target``, its connections set up as ``dialect`` needs."""
+    _check_driver(dialect)
+    options = dialect.engine_options(target.memory, _pool_options(config))
+    engine = sa.create_engine(target.url, echo=config.echo, **options)
+    dialect.prepare_engine(engine, target.memory)
     return engine
-
-
-def _server_engine(target: DatabaseTarget, config: DataFlowConfig) -> Engine:
-    _check_driver(target)
-    return sa.create_engine(target.url, echo=config.echo, **_pool_options(config))
 
 
 class OwnerLock:
@@ -132,17 +103,14 @@ class Database:
 
     def __init__(self, target: DatabaseTarget, config: DataFlowConfig) -> None:
         self.target = target
-        self.dialect = target.dialect
-        if target.dialect == "sqlite":
-            self.engine = _sqlite_engine(target, config)
-        else:
-            self.engine = _server_engine(target, config)
+        self.dialect = dialect_named(target.dialect)
+        self.engine = create_engine(self.dialect, target, config)
         # The in-memory database has one connection; a lock keeps threads from interleaving.
         self.shared_lock: OwnerLock | None = OwnerLock() if target.memory else None
         # SQLite has one writer. Writers of this process queue on a lock, which wakes the next
         # one the moment the last commits; SQLite's own busy handler would sleep and poll.
         self._writer: threading.Lock | None = (
-            threading.Lock() if target.dialect == "sqlite" and not target.memory else None
+            threading.Lock() if self.dialect.one_writer and not target.memory else None
         )
         self.monitor: StatementMonitor | None = (
             StatementMonitor(self.engine, config.slow_query_threshold)
@@ -176,12 +144,7 @@ class Database:
             conn = self.engine.connect()
             try:
                 with conn.begin():
-                    if self.dialect == "sqlite":
-                        # A write takes the lock up front: a deferred transaction that later
-                        # writes can fail with SQLITE_BUSY without waiting for the timeout.
-                        # Straight to the driver, as this runs on every hot path.
-                        driver = conn.connection.driver_connection
-                        driver.execute("BEGIN IMMEDIATE" if write else "BEGIN")  # type: ignore[union-attr]
+                    self.dialect.begin(conn, write)
                     yield conn
             finally:
                 conn.close()
@@ -211,8 +174,8 @@ class Database:
         return self.shared_lock.held() if self.shared_lock is not None else nullcontext()
 
     def _refuse_inside_transaction(self, action: str) -> None:
-        """SQLite has one writer: a second connection would wait on our own open transaction."""
-        if self.dialect == "sqlite" and find_transaction(self, create=False) is not None:
+        """With one writer, a second connection would wait on our own open transaction."""
+        if self.dialect.one_writer and find_transaction(self, create=False) is not None:
             raise TransactionError(
                 f"cannot {action} on the SQLite database {self.target.safe_url} while a "
                 "transaction is open on it: SQLite allows one writer. Define the models (or "

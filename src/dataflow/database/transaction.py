@@ -148,15 +148,14 @@ class Transaction:
             with wrapped(self.label):
                 conn = db.engine.connect()
                 try:
-                    if level is not None and db.dialect != "sqlite":
+                    if level is not None and db.dialect.isolation_levels:
                         conn.execution_options(isolation_level=level)
                     tx = conn.begin_twophase(xid) if xid else conn.begin()
-                    if xid and db.dialect == "mysql":
-                        hold_xa_lock(conn, xid)
-                    if db.dialect == "sqlite":
-                        # SQLite is serializable whatever the level; IMMEDIATE takes the write
-                        # lock now, so a later write cannot fail with SQLITE_BUSY mid-scope.
-                        conn.connection.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+                    if xid:
+                        db.dialect.hold_prepared(conn, xid)
+                    # A scope may write: the database's write lock (where it has one) is taken
+                    # now, so a later write cannot fail with SQLITE_BUSY mid-scope.
+                    db.dialect.begin(conn, write=True)
                 except BaseException:
                     conn.close()
                     raise
@@ -297,8 +296,8 @@ class Transaction:
         if state == "rolled back":
             self.changes = []
         if self.root is self:
-            if self.xid and self.database.dialect == "mysql":
-                release_xa_lock(self.conn, self.xid)
+            if self.xid:
+                self.database.dialect.release_prepared(self.conn, self.xid)
             self.conn.close()
             if self.database.shared_lock is not None:
                 self.database.shared_lock.release(self)
@@ -327,32 +326,6 @@ class Transaction:
 
     def _interrupt(self) -> None:
         try:
-            driver: Any = self.conn.connection.driver_connection
-            if self.database.dialect == "sqlite":
-                driver.interrupt()
-            elif self.database.dialect == "postgresql":
-                driver.cancel_safe()
-            else:
-                with self.database.engine.connect() as other:
-                    other.execute(sa.text("KILL QUERY :id"), {"id": driver.thread_id()})
+            self.database.dialect.interrupt(self.conn, self.database.engine)
         except Exception:  # the statement may end while we try; the next round sees that
             log.debug("%s: interrupting the statement failed", self.label, exc_info=True)
-
-
-# A prepared MariaDB XA transaction stays attached to its session until the server notices the
-# session is gone; only then can another session see it (XA RECOVER) and finish it. A lock the
-# session holds says it is still there: recovery takes the lock before touching the XA.
-def xa_lock_name(xid: str) -> str:
-    return f"dataflow-xa:{xid}"[:64]
-
-
-def hold_xa_lock(conn: Connection, xid: str) -> None:
-    if not conn.execute(sa.text("SELECT GET_LOCK(:n, 0)"), {"n": xa_lock_name(xid)}).scalar():
-        raise TransactionError(f"XA transaction {xid}: another session holds its id")
-
-
-def release_xa_lock(conn: Connection, xid: str) -> None:
-    try:
-        conn.execute(sa.text("DO RELEASE_LOCK(:n)"), {"n": xa_lock_name(xid)})
-    except sa.exc.SQLAlchemyError:  # the session is gone, and its lock with it
-        log.debug("XA transaction %s: releasing its lock failed", xid, exc_info=True)

@@ -16,10 +16,17 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect
 
-from dataflow.bulk.drivers import driver_for
+from dataflow.dialects import dialect_named
 from dataflow.features.base import Feature, Image, Scope
 from dataflow.features.tenancy import enable_row_security
-from dataflow.models.types import ExactString, UTCDateTime, json_plain, utcnow
+from dataflow.models.types import (
+    ExactString,
+    UTCDateTime,
+    integer_type,
+    json_plain,
+    json_type,
+    utcnow,
+)
 
 if TYPE_CHECKING:
     from dataflow.models.spec import ModelSpec
@@ -50,8 +57,8 @@ class AuditLog:
 
     def __init__(self, dialect: Dialect) -> None:
         self.metadata = sa.MetaData()
-        integer = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-        json = sa.JSON().with_variant(sa.dialects.postgresql.JSONB(), "postgresql")
+        integer = integer_type()
+        json = json_type()
         self.table = sa.Table(
             TABLE,
             self.metadata,
@@ -68,7 +75,9 @@ class AuditLog:
         sa.Index(f"ix_{TABLE}_record", t.c.model, t.c.record_id)
         sa.Index(f"ix_{TABLE}_time", t.c.model, t.c.created_at)
         kinds = {"changes": "dict", "created_at": "datetime", "id": "int"}
-        self.driver = driver_for(dialect, {c.name: kinds.get(c.name, "str") for c in t.c})
+        self.loader = dialect_named(dialect.name).bulk_loader(
+            dialect, {c.name: kinds.get(c.name, "str") for c in t.c}
+        )
 
     def sync(self, conn: Connection) -> list[str]:
         """Row-level security on PostgreSQL: a tenant sees its rows and those of no tenant."""
@@ -78,8 +87,8 @@ class AuditLog:
         if len(rows) < _FEW:
             conn.execute(self.table.insert(), [row | shared for row in rows])
             return
-        sql, encoded = self.driver.encode(self.table, _PER_ROW, rows, shared)
-        self.driver.load(conn, sql, encoded)
+        sql, encoded = self.loader.encode(self.table, _PER_ROW, rows, shared)
+        self.loader.load(conn, sql, encoded)
 
 
 class Audit(Feature):

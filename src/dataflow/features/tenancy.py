@@ -22,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from dataflow.dialects import dialect_named
 from dataflow.errors import TenantIsolationError
 from dataflow.features.base import Feature, Scope
 from dataflow.models.spec import FieldSpec
@@ -147,7 +148,7 @@ def enable_row_security(conn: Connection, table: sa.Table, null_ok: bool = False
     ``null_ok`` lets every tenant see rows without a tenant (the audit log's rows of models
     that are not multi-tenant).
     """
-    if conn.dialect.name != "postgresql":
+    if not dialect_named(conn.dialect.name).row_security:
         return []
     name = conn.dialect.identifier_preparer.format_table(table)
     state = conn.execute(

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
+
+from dataflow.dialects import dialect_named
+from dataflow.dialects.functions import as_real
 
 UTC = dt.UTC
 
@@ -30,9 +31,7 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
-        if dialect.name in ("mysql", "mariadb"):
-            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
-        return dialect.type_descriptor(sa.DateTime())
+        return dialect_named(dialect.name).datetime_type(dialect)
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         if value is not None and value.tzinfo is not None:
@@ -47,15 +46,8 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
     def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
         # One call per value instead of the impl's processor plus process_result_value:
         # lists of many rows spend most of their time here.
-        if dialect.name != "sqlite":
-            return lambda value: self.process_result_value(value, dialect)
-        parse = dt.datetime.fromisoformat
-
-        def process(value: str | None) -> dt.datetime | None:
-            # Parsing the offset is several times faster than datetime.replace(tzinfo=...).
-            return None if value is None else parse(value + "+00:00")
-
-        return process
+        read = dialect_named(dialect.name).datetime_reader()
+        return read or (lambda value: self.process_result_value(value, dialect))
 
 
 class ExactDecimal(TypeDecorator[decimal.Decimal]):
@@ -65,39 +57,17 @@ class ExactDecimal(TypeDecorator[decimal.Decimal]):
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
-        if dialect.name == "sqlite":
-            return dialect.type_descriptor(sa.Float())
-        if dialect.name in ("mysql", "mariadb"):
-            return dialect.type_descriptor(sa.Numeric(38, 10))
-        return dialect.type_descriptor(sa.Numeric())
+        return dialect_named(dialect.name).decimal_type(dialect)
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
-        if value is not None and dialect.name == "sqlite":
-            return float(value)
+        if value is not None:
+            return dialect_named(dialect.name).decimal_bind(value)
         return value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
         if isinstance(value, float):
             return decimal.Decimal(repr(value))
         return value
-
-
-class _AsReal(FunctionElement[float]):
-    """A float column as selected: CAST to REAL on SQLite, the column itself elsewhere."""
-
-    type = sa.Double()
-    inherit_cache = True
-    name = "as_real"
-
-
-@compiles(_AsReal)
-def _as_real(element: _AsReal, compiler: Any, **kw: Any) -> str:
-    return str(compiler.process(element.clauses, **kw))
-
-
-@compiles(_AsReal, "sqlite")
-def _as_real_sqlite(element: _AsReal, compiler: Any, **kw: Any) -> str:
-    return f"CAST({compiler.process(element.clauses, **kw)} AS REAL)"
 
 
 class Real(TypeDecorator[float]):
@@ -108,10 +78,10 @@ class Real(TypeDecorator[float]):
     cache_ok = True
 
     def column_expression(self, column: Any) -> Any:
-        return _AsReal(column)
+        return as_real(column)
 
 
-def _json_type() -> sa.types.TypeEngine[Any]:
+def json_type() -> sa.types.TypeEngine[Any]:
     return sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
 
@@ -127,15 +97,7 @@ class ExactString(TypeDecorator[str]):
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
-        if dialect.name == "postgresql":
-            return postgresql.TEXT(collation="C")
-        if dialect.name in ("mysql", "mariadb"):
-            mariadb = getattr(dialect, "is_mariadb", False)
-            collation = "utf8mb4_nopad_bin" if mariadb else "utf8mb4_0900_bin"
-            return dialect.type_descriptor(
-                mysql.VARCHAR(255, charset="utf8mb4", collation=collation)
-            )
-        return dialect.type_descriptor(sa.Text())
+        return dialect_named(dialect.name).text_type(dialect)
 
     def coerce_compared_value(self, op: Any, value: Any) -> sa.types.TypeEngine[Any]:
         # A value compared with the column takes the column's collation from it; typed with
@@ -143,7 +105,7 @@ class ExactString(TypeDecorator[str]):
         return sa.Text()
 
 
-def _integer_type() -> sa.types.TypeEngine[Any]:
+def integer_type() -> sa.types.TypeEngine[Any]:
     return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
@@ -254,14 +216,14 @@ class FieldType:
 
 FIELD_TYPES: dict[type, FieldType] = {
     str: FieldType("str", str, _coerce_str, ExactString),
-    int: FieldType("int", int, _coerce_int, _integer_type),
+    int: FieldType("int", int, _coerce_int, integer_type),
     float: FieldType("float", float, _coerce_float, Real),
     bool: FieldType("bool", bool, _coerce_bool, sa.Boolean),
     dt.datetime: FieldType("datetime", dt.datetime, parse_datetime, UTCDateTime),
     dt.date: FieldType("date", dt.date, _coerce_date, sa.Date),
     decimal.Decimal: FieldType("Decimal", decimal.Decimal, _coerce_decimal, ExactDecimal),
-    dict: FieldType("dict", dict, _json_checked(dict), _json_type),
-    list: FieldType("list", list, _json_checked(list), _json_type),
+    dict: FieldType("dict", dict, _json_checked(dict), json_type),
+    list: FieldType("list", list, _json_checked(list), json_type),
 }
 
 

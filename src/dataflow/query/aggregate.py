@@ -14,13 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.sql.functions import FunctionElement
 
+from dataflow.dialects import Dialect
+from dataflow.dialects.functions import as_double
 from dataflow.models.spec import ModelSpec
 from dataflow.models.types import FIELD_TYPES
-from dataflow.query import sqlite_functions
 from dataflow.query.filters import compile_filter
 from dataflow.query.namespace import Namespace, Operand, model_operands
 from dataflow.query.operators import ORDERED, a_kind, refused, suggest
@@ -39,23 +37,6 @@ _TAKES: dict[str, frozenset[str] | None] = {
     "$min": ORDERED,
     "$max": ORDERED,
 }
-
-
-class _as_double(FunctionElement[float]):
-    """CAST(x AS DOUBLE), spelled as each backend wants it."""
-
-    type = sa.Double()
-    inherit_cache = True
-
-
-@compiles(_as_double)
-def _double(element: _as_double, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"CAST({compiler.process(element.clauses, **kw)} AS DOUBLE PRECISION)"
-
-
-@compiles(_as_double, "mysql")
-def _double_mysql(element: _as_double, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"CAST({compiler.process(element.clauses, **kw)} AS DOUBLE)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +89,9 @@ def _keep(value: Any) -> Any:
 _SUM_TYPES: dict[str, Callable[[Any], Any]] = {"int": int, "float": float}
 
 
-def _sum(column: Operand, dialect: str) -> sa.ColumnElement[Any]:
-    if dialect == "sqlite" and column.type.name == "Decimal":
-        # SQLite stores Decimals as doubles; its SUM would add them as doubles and drift.
-        return getattr(sa.func, sqlite_functions.DECIMAL_SUM)(column.expr, type_=column.expr.type)
+def _sum(column: Operand, dialect: Dialect) -> sa.ColumnElement[Any]:
+    if column.type.name == "Decimal":
+        return dialect.decimal_sum(column.expr)
     return sa.func.sum(column.expr)
 
 
@@ -121,7 +101,7 @@ class Aggregation:
     def __init__(
         self,
         spec: ModelSpec,
-        dialect: str,
+        dialect: Dialect,
         group_by: Sequence[str],
         measures: Sequence[Measure],
         having: Any = None,
@@ -150,7 +130,7 @@ class Aggregation:
 
     @staticmethod
     def _operand(
-        measure: Measure, columns: Mapping[str, Operand], dialect: str
+        measure: Measure, columns: Mapping[str, Operand], dialect: Dialect
     ) -> tuple[Operand, Callable[[Any], Any]]:
         count = FIELD_TYPES[int]
         if measure.field is None:
@@ -162,7 +142,7 @@ class Aggregation:
         if measure.op == "$count_distinct":
             return Operand(measure.alias, count, False, sa.func.count(sa.distinct(expr))), int
         if measure.op == "$avg":
-            average: sa.ColumnElement[float] = _as_double(_sum(column, dialect)).op(
+            average: sa.ColumnElement[float] = as_double(_sum(column, dialect)).op(
                 "/", return_type=sa.Double()
             )(sa.func.nullif(sa.func.count(expr), 0))
             return Operand(measure.alias, FIELD_TYPES[float], True, average), float

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from dataflow.dialects import Dialect
 from dataflow.errors import InvalidFilterError
 from dataflow.features.tenancy import filter_tenant
 from dataflow.query import operators
@@ -204,7 +205,7 @@ def _logical(ns: Namespace, op: str, value: Any, at: str, negate: bool) -> _Part
     return _combine(parts, conjunction)
 
 
-def _field(dialect: str, operand: Operand, value: Any, at: str, negate: bool) -> Clause:
+def _field(dialect: Dialect, operand: Operand, value: Any, at: str, negate: bool) -> Clause:
     """``{field: value}``: None is IS NULL, a dict holds operators (all must hold)."""
     if not isinstance(value, Mapping):
         return operators.apply(dialect, operand, "$eq", value, at, negate)

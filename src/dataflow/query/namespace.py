@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from dataflow.dialects import Dialect
 from dataflow.features.tenancy import COLUMN, Tenancy
 from dataflow.models.relations import Relation, describe_missing
 from dataflow.models.spec import ModelSpec
@@ -35,7 +36,7 @@ class Namespace:
     #: operation's own tenant.
     tenant_key: str | None = None
 
-    def __init__(self, dialect: str, owner: str, operands: Mapping[str, Operand]) -> None:
+    def __init__(self, dialect: Dialect, owner: str, operands: Mapping[str, Operand]) -> None:
         self.dialect = dialect
         #: Names the thing filtered, in messages: a model name or "This aggregate".
         self.owner = owner
@@ -67,7 +68,7 @@ class ModelNamespace(Namespace):
     def __init__(
         self,
         models: ModelCatalog,
-        dialect: str,
+        dialect: Dialect,
         spec: ModelSpec,
         table: sa.FromClause | None = None,
     ) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.sql import operators as sql_operators
 
+from dataflow.dialects import Dialect
 from dataflow.errors import InvalidFilterError
 from dataflow.models.types import Refused
 from dataflow.query import strings
@@ -26,7 +27,7 @@ from dataflow.query.regex import RegexError, parse_regex
 
 Clause = sa.ColumnElement[bool]
 Pair = tuple[Clause, Clause]  # (matches, does not match)
-Operator = Callable[[str, Operand, Any, str], Pair]
+Operator = Callable[[Dialect, Operand, Any, str], Pair]
 
 #: Field types with an order, for $gt, $between, sorting, $min and $max.
 ORDERED = frozenset({"int", "float", "Decimal", "str", "date", "datetime"})
@@ -98,13 +99,13 @@ def _swap(pair: Pair) -> Pair:
     return pair[1], pair[0]
 
 
-def _eq(dialect: str, operand: Operand, value: Any, at: str) -> Pair:
+def _eq(dialect: Dialect, operand: Operand, value: Any, at: str) -> Pair:
     if value is None:
         return _is_null(operand)
     return _pair(operand, operand.expr == coerce(operand, value, at))
 
 
-def _in(dialect: str, operand: Operand, value: Any, at: str) -> Pair:
+def _in(dialect: Dialect, operand: Operand, value: Any, at: str) -> Pair:
     items = _items(value, at)
     values = [coerce(operand, v, f"{at}[{i}]") for i, v in enumerate(items) if v is not None]
     with_null = len(values) < len(items)
@@ -119,19 +120,19 @@ def _in(dialect: str, operand: Operand, value: Any, at: str) -> Pair:
 
 
 def _ordered(compare: Callable[[Any, Any], Clause]) -> Operator:
-    def apply(dialect: str, operand: Operand, value: Any, at: str) -> Pair:
+    def apply(dialect: Dialect, operand: Operand, value: Any, at: str) -> Pair:
         return _pair(operand, compare(operand.expr, coerce(operand, value, at)))
 
     return apply
 
 
-def _between(dialect: str, operand: Operand, value: Any, at: str) -> Pair:
+def _between(dialect: Dialect, operand: Operand, value: Any, at: str) -> Pair:
     low, high = (coerce(operand, v, f"{at}[{i}]") for i, v in enumerate(_items(value, at, 2)))
     return _pair(operand, operand.expr.between(low, high))
 
 
 def _like(fold: bool) -> Operator:
-    def apply(dialect: str, operand: Operand, value: Any, at: str) -> Pair:
+    def apply(dialect: Dialect, operand: Operand, value: Any, at: str) -> Pair:
         try:
             parts = strings.parse_like(_text(value, at))
         except strings.PatternError as exc:
@@ -143,14 +144,14 @@ def _like(fold: bool) -> Operator:
 
 
 def _substring(start: bool, end: bool) -> Operator:
-    def apply(dialect: str, operand: Operand, value: Any, at: str) -> Pair:
+    def apply(dialect: Dialect, operand: Operand, value: Any, at: str) -> Pair:
         parts = strings.contains(_text(value, at), start, end)
         return _pair(operand, strings.like(dialect, operand.expr, parts))
 
     return apply
 
 
-def _regex(dialect: str, operand: Operand, value: Any, at: str) -> Pair:
+def _regex(dialect: Dialect, operand: Operand, value: Any, at: str) -> Pair:
     try:
         pattern = parse_regex(_text(value, at))
     except RegexError as exc:
@@ -159,7 +160,7 @@ def _regex(dialect: str, operand: Operand, value: Any, at: str) -> Pair:
 
 
 def _presence(present: bool) -> Operator:
-    def apply(dialect: str, operand: Operand, value: Any, at: str) -> Pair:
+    def apply(dialect: Dialect, operand: Operand, value: Any, at: str) -> Pair:
         if not isinstance(value, bool):
             raise refused(at, f"expects True or False, got {type(value).__name__}")
         pair = _is_null(operand)
@@ -198,7 +199,9 @@ def suggest(name: str, known: list[str]) -> str:
     return f"; did you mean {hint[0]}?" if hint else "."
 
 
-def apply(dialect: str, operand: Operand, name: str, value: Any, at: str, negate: bool) -> Clause:
+def apply(
+    dialect: Dialect, operand: Operand, name: str, value: Any, at: str, negate: bool
+) -> Clause:
     """The clause for ``{field: {name: value}}``, or its negation."""
     op = OPERATORS.get(name)
     if op is None:

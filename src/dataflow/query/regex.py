@@ -13,18 +13,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from dataflow.dialects import Dialect
+
 _SETS = {"d": "0-9", "w": "0-9A-Za-z_", "s": " \t\n\r\f\v"}
 _CONTROLS = {"t": "\t", "n": "\n", "r": "\r", "f": "\f", "v": "\v"}
 _BOUNDS = re.compile(r"\{(\d+(,\d*)?|,\d*)\}")
 #: PostgreSQL's limit on counted repeats.
 MAX_REPEAT = 255
 _END = "\0end"
-#: How each backend says "end of text", and the flags it needs first.
-_DIALECTS = {
-    "sqlite": ("(?s)", r"\Z"),
-    "postgresql": ("", "$"),
-    "mysql": ("(?s-i)", r"\z"),
-}
 
 
 class RegexError(ValueError):
@@ -38,9 +34,9 @@ class Regex:
     source: str
     tokens: tuple[str, ...]
 
-    def render(self, dialect: str) -> str:
-        prefix, end = _DIALECTS[dialect]
-        return prefix + "".join(end if t == _END else t for t in self.tokens)
+    def render(self, dialect: Dialect) -> str:
+        end = dialect.regex_end
+        return dialect.regex_flags + "".join(end if t == _END else t for t in self.tokens)
 
 
 def _escaped(char: str) -> str:

@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from dataflow.dialects import Dialect
 from dataflow.models.types import Refused, json_plain
 from dataflow.query.filters import unknown_name
 from dataflow.query.namespace import Namespace, Operand
@@ -42,7 +43,7 @@ class Cursor:
 class Sort:
     """A checked sort: ``order_by`` clauses, and cursors that resume after a row."""
 
-    def __init__(self, keys: Sequence[Key], dialect: str) -> None:
+    def __init__(self, keys: Sequence[Key], dialect: Dialect) -> None:
         self.keys = tuple(keys)
         self.names = tuple(k.operand.name for k in self.keys)
         self.signature = tuple((k.operand.name, "desc" if k.descending else "asc") for k in keys)
@@ -74,11 +75,11 @@ class Sort:
         return sa.or_(*ways) if ways else sa.false()
 
 
-def _order(key: Key, dialect: str) -> sa.ColumnElement[Any]:
+def _order(key: Key, dialect: Dialect) -> sa.ColumnElement[Any]:
     expr = key.operand.expr
     order = expr.desc() if key.descending else expr.asc()
-    if dialect == "postgresql" and key.operand.nullable:
-        # PostgreSQL alone sorts NULL as the largest value.
+    if dialect.nulls_sort_high and key.operand.nullable:
+        # Every backend sorts NULL as the smallest value, as SQLite and MySQL do.
         order = order.nulls_last() if key.descending else order.nulls_first()
     return order
 

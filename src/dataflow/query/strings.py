@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from dataflow.query import sqlite_functions
+from dataflow.dialects import Dialect
 from dataflow.query.regex import Regex
 
 #: A LIKE pattern split into literal text and wildcards.
@@ -78,27 +78,19 @@ def _glob_text(parts: Parts) -> str:
     return "".join(out)
 
 
-def like(dialect: str, expr: sa.ColumnElement[Any], parts: Parts) -> sa.ColumnElement[bool]:
+def like(dialect: Dialect, expr: sa.ColumnElement[Any], parts: Parts) -> sa.ColumnElement[bool]:
     """Case-sensitive LIKE."""
-    if dialect == "sqlite":
+    if dialect.like_by_glob:
         return expr.op("GLOB", is_comparison=True)(_glob_text(parts))
     return expr.like(_like_text(parts), escape="\\")
 
 
-def _fold(dialect: str, expr: Any) -> sa.ColumnElement[Any]:
-    if dialect == "sqlite":
-        return getattr(sa.func, sqlite_functions.FOLD)(expr)
-    if dialect == "postgresql":
-        return sa.func.lower(sa.collate(expr, "default"))
-    return sa.func.lower(expr)
-
-
-def ilike(dialect: str, expr: sa.ColumnElement[Any], parts: Parts) -> sa.ColumnElement[bool]:
+def ilike(dialect: Dialect, expr: sa.ColumnElement[Any], parts: Parts) -> sa.ColumnElement[bool]:
     """LIKE with both sides lower-cased by the database."""
     pattern = sa.bindparam(None, _like_text(parts), type_=sa.Text())
-    return _fold(dialect, expr).like(_fold(dialect, pattern), escape="\\")
+    return dialect.fold(expr).like(dialect.fold(pattern), escape="\\")
 
 
-def regex(dialect: str, expr: sa.ColumnElement[Any], pattern: Regex) -> sa.ColumnElement[bool]:
+def regex(dialect: Dialect, expr: sa.ColumnElement[Any], pattern: Regex) -> sa.ColumnElement[bool]:
     """A case-sensitive regular-expression search (SQLite's REGEXP is Python's ``re``)."""
     return expr.regexp_match(pattern.render(dialect))

@@ -17,6 +17,7 @@ from alembic.operations import Operations
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
+from dataflow.dialects import dialect_named
 from dataflow.errors import MigrationError
 from dataflow.models.spec import ModelSpec
 
@@ -174,7 +175,7 @@ def _add_foreign_key(
         f"{target}.{', '.join(remote)}: some rows point at no {target} row. Fix those rows, "
         "or switch the relation off in __relations__."
     )
-    if conn.dialect.name != "sqlite":
+    if not dialect_named(conn.dialect.name).alters_by_copy:
         try:
             if replace:
                 ops.drop_constraint(name, name_of_table, type_="foreignkey")

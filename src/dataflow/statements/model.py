@@ -15,9 +15,9 @@ from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from dataflow.dialects import Dialect
 from dataflow.errors import IntegrityError
 from dataflow.features.base import Feature, Image, Scope
 from dataflow.features.soft_delete import SoftDelete
@@ -33,14 +33,11 @@ if TYPE_CHECKING:
     from dataflow.query.aggregate import Aggregation
     from dataflow.query.filters import Filter
 
-_INSERTS = {"sqlite": sqlite.insert, "postgresql": postgresql.insert, "mysql": mysql.insert}
 #: Why an upsert may not take over the row holding its key.
 OUTSIDE = (
     "its key belongs to a row this operation may not change (a soft-deleted row, or one "
     "outside its tenant); restore or remove that row first"
 )
-#: Dialects whose unique indexes can be partial (``... WHERE deleted_at IS NULL``).
-PARTIAL_INDEXES = frozenset({"postgresql", "sqlite"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +55,7 @@ class UniqueKey:
 class ModelStatements:
     """Builds and runs one model's statements; values arrive validated and coerced."""
 
-    def __init__(self, spec: ModelSpec, dialect: str) -> None:
+    def __init__(self, spec: ModelSpec, dialect: Dialect) -> None:
         self.spec = spec
         self.dialect = dialect
         table = spec.t
@@ -87,7 +84,7 @@ class ModelStatements:
         self._row_inserts = [f for f in self.features if _overrides(f, "on_insert")]
         self._row_updates = [f for f in self.features if _overrides(f, "on_update")]
         self._accepting = [f for f in self.features if _overrides(f, "accept")]
-        self._partial = unique_where(spec, table) if dialect in PARTIAL_INDEXES else None
+        self._partial = unique_where(spec, table) if dialect.partial_indexes else None
 
     # -- the pipeline ---------------------------------------------------------------------
 
@@ -273,9 +270,9 @@ class ModelStatements:
         keep = {*conflict_on, self.pk.name}
         changes = {k: row[k] for k in values if k not in keep}
         changes.update(self.stamp_update_batch([], scope))
-        if self.dialect == "mysql" or self.historians:
+        if not self.dialect.upsert_returning or self.historians:
             return self._upsert_in_steps(conn, row, changes, key, scope)
-        insert: Any = _INSERTS[self.dialect](self.table).values(row)
+        insert: Any = self.dialect.insert(self.table).values(row)
         where = self.where(scope)
         stmt = insert.on_conflict_do_update(
             index_elements=key.columns,
@@ -391,7 +388,7 @@ class ModelStatements:
                     self._selects.clear()
                 self._selects[key] = (stmt, filter, order)  # they stay alive: ids stay theirs
         result = conn.execute(self.scoped(stmt, self.where(scope)))
-        if self.dialect == "sqlite":
+        if self.dialect.rows_from_cursor:
             names = tuple(fields) if fields else None
             build = self._row_builders.get(names)
             if build is None:

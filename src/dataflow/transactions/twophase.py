@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from dataflow.database.driver_errors import wrapped
 from dataflow.database.scope import TransactionScope, step_scope
-from dataflow.database.transaction import hold_xa_lock, release_xa_lock
+from dataflow.dialects import StillAttached, dialect_named
 from dataflow.errors import TransactionError
 from dataflow.models.types import utcnow
 from dataflow.transactions import log as tx_log
@@ -47,22 +47,19 @@ class TwoPhaseRecovery:
     unresolved: dict[str, str] = field(default_factory=dict)
 
 
-_DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
-
-
 def participant_key(database: Database) -> str:
     """A participant's name in the log: server and database, never the password."""
     url = database.target.url
-    port = url.port or _DEFAULT_PORTS.get(database.dialect)
+    port = url.port or database.dialect.default_port
     return f"{url.host or 'localhost'}:{port}/{url.database}"
 
 
 def unsupported(db: Store) -> str | None:
     """What is wrong with ``db`` as a participant, after "runs on"; None when it can take part."""
-    if db.dialect in _DEFAULT_PORTS:
+    if db.dialect.two_phase:
         return None
     return (
-        f"{db.dialect} ({db.target.safe_url}); two-phase commit needs PostgreSQL (PREPARE "
+        f"{db.dialect.name} ({db.target.safe_url}); two-phase commit needs PostgreSQL (PREPARE "
         "TRANSACTION) or MariaDB/MySQL (XA). Use transaction_type 'saga' there."
     )
 
@@ -74,30 +71,9 @@ def check_participants(participants: list[Store]) -> None:
         if problem:
             raise TransactionError(f"two_phase_commit: a participant runs on {problem}")
         with wrapped("two_phase_commit"), other.database.engine.connect() as conn:
-            problem = _cannot_prepare(conn)
+            problem = other.dialect.cannot_prepare(conn)
         if problem:
             raise TransactionError(f"two_phase_commit: {other.target.safe_url} {problem}")
-
-
-def _cannot_prepare(conn: sa.Connection) -> str | None:
-    """Why this server cannot keep a prepared transaction for recovery, if it cannot."""
-    dialect = conn.dialect
-    if dialect.name == "postgresql":
-        allowed = int(conn.execute(sa.text("SHOW max_prepared_transactions")).scalar_one())
-        if allowed == 0:
-            return (
-                "has max_prepared_transactions = 0; set it above 0 (ALTER SYSTEM SET "
-                "max_prepared_transactions = 20, then restart PostgreSQL)"
-            )
-        return None
-    version = dialect.server_version_info or ()
-    # Before these versions a prepared XA transaction died with its client's connection.
-    oldest = (10, 5) if getattr(dialect, "is_mariadb", False) else (5, 7, 7)
-    if tuple(version[: len(oldest)]) < oldest:
-        shown = ".".join(str(v) for v in version)
-        need = ".".join(str(v) for v in oldest)
-        return f"runs {shown}, whose prepared XA transactions do not survive a crash; use {need}+"
-    return None
 
 
 def start_two_phase(
@@ -215,56 +191,20 @@ def _set_status(db: Store, txid: str, status: str, expected: str | None = None) 
 
 def _finish_prepared(participant: Store, xid: str, commit: bool) -> None:
     """Commit (or roll back) the prepared transaction ``xid`` if that database still has it."""
-    verb = "COMMIT" if commit else "ROLLBACK"
     with wrapped(f"recovering {xid}"), participant.database.engine.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT")
-        if participant.dialect == "mysql":
-            _finish_xa(conn, xid, verb)
-            return
-        if xid not in prepared_xids(conn):
-            return
-        conn.execute(
-            sa.text(f"{verb} PREPARED :xid").bindparams(
-                sa.bindparam("xid", xid, literal_execute=True)
-            )
-        )
-
-
-class StillAttached(Exception):
-    """A MariaDB XA transaction whose session the server has not yet seen die."""
-
-
-def _finish_xa(conn: sa.Connection, xid: str, verb: str) -> None:
-    try:
-        hold_xa_lock(conn, xid)
-    except TransactionError:
-        raise StillAttached(xid) from None
-    try:
-        if xid in prepared_xids(conn):
-            conn.execute(sa.text(f"XA {verb} :xid"), {"xid": xid})
-    finally:
-        release_xa_lock(conn, xid)
+        participant.dialect.finish_prepared(conn, xid, commit)
 
 
 def prepared_xids(conn: sa.Connection) -> list[str]:
     """The ids of the transactions prepared and not finished (on MySQL: on the whole server)."""
-    if conn.dialect.name == "mysql":
-        rows = conn.exec_driver_sql("XA RECOVER").mappings()
-        found = []
-        for row in rows:
-            data = row["data"][: row["gtrid_length"]]
-            found.append(data.decode() if isinstance(data, bytes) else data)
-        return found
-    query = "SELECT gid FROM pg_prepared_xacts WHERE database = current_database()"
-    return list(conn.execute(sa.text(query)).scalars())
+    return dialect_named(conn.dialect.name).prepared_xids(conn)
 
 
 def recover_two_phase_commits(db: Store, participants: list[Store]) -> TwoPhaseRecovery:
     """Resolve every logged two-phase commit that no live coordinator holds."""
     tx_log.ensure_tables(db.database)
-    by_key = {
-        participant_key(p.database): p for p in [db, *participants] if p.dialect in _DEFAULT_PORTS
-    }
+    by_key = {participant_key(p.database): p for p in [db, *participants] if p.dialect.two_phase}
     report = TwoPhaseRecovery()
     table = tx_log.two_phase
     with wrapped("two-phase recovery"), db.database.begin(write=False, join=False) as conn:

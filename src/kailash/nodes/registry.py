@@ -4,13 +4,15 @@ A name is registered either globally (one class for the whole process) or in a n
 owner such as a DataFlow instance registers its own classes under its own name, so two owners
 may both define ``UserCreateNode``. A name one namespace defines resolves without more;
 a name several define must be asked for with its namespace (a node's ``database`` parameter)
-and is never silently rebound. An owner's names stay until it retires them (``retire``).
+and is never silently rebound. An owner's names stay until it retires them (``retire``), which
+a DataFlow does when it is closed or goes away.
 """
 
 from __future__ import annotations
 
 import difflib
 import threading
+from collections import deque
 from collections.abc import Mapping
 
 from kailash.errors import WorkflowValidationError
@@ -26,7 +28,8 @@ class NodeRegistry:
     def __init__(self) -> None:
         self._types: dict[str, type[Node]] = {}
         self._spaced: dict[str, dict[str, list[type[Node]]]] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._retired: deque[tuple[str, dict[str, type[Node]]]] = deque()
 
     def register(
         self,
@@ -46,6 +49,7 @@ class NodeRegistry:
             raise TypeError(f"{cls!r} is not a Node subclass")
         key = name or cls.type_name or cls.__name__
         with self._lock:
+            self._drain()
             taken = self._types.get(key)
             if namespace is None:
                 if taken is not None and taken is not cls and not replace:
@@ -80,8 +84,17 @@ class NodeRegistry:
             self._types.pop(name, None)
 
     def retire(self, namespace: str, classes: Mapping[str, type[Node]]) -> None:
-        """Forget ``classes`` (by name) of ``namespace``, e.g. when their owner closes."""
-        with self._lock:
+        """Forget ``classes`` (by name) of ``namespace``, e.g. when their owner goes away.
+
+        Safe in a finalizer, which may run in the middle of any call on this thread: the work
+        is queued here, and done under the lock by the next call that reads the registry.
+        """
+        self._retired.append((namespace, dict(classes)))
+
+    def _drain(self) -> None:
+        """Apply the queued ``retire`` calls; the caller holds the lock."""
+        while self._retired:
+            namespace, classes = self._retired.popleft()
             for name, cls in classes.items():
                 spaces = self._spaced.get(name, {})
                 kept = [c for c in spaces.get(namespace, []) if c is not cls]
@@ -132,6 +145,7 @@ class NodeRegistry:
 
     def _candidates(self, name: str, namespace: str | None) -> list[tuple[str, type[Node]]]:
         with self._lock:
+            self._drain()
             spaces = self._spaced.get(name, {})
             return [
                 (space, cls)
@@ -141,7 +155,9 @@ class NodeRegistry:
             ]
 
     def _live(self, name: str) -> list[str]:
-        return list(self._spaced.get(name, {}))
+        with self._lock:
+            self._drain()
+            return list(self._spaced.get(name, {}))
 
     def _owners(self, name: str) -> str:
         return ", ".join(f"'{s}'" for s in sorted(self._live(name)))

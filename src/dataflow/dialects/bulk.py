@@ -1,4 +1,4 @@
-"""How many rows reach each server quickly, inside the caller's transaction.
+"""How many rows reach a server quickly, inside the caller's transaction: the base loader.
 
 Statements are compiled by SQLAlchemy once per column set and run straight on the driver:
 ``executemany`` of one prepared INSERT on SQLite, PyMySQL's multi-row INSERT on MariaDB, and
@@ -8,13 +8,11 @@ they are stored exactly as a single-record write stores them.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import repeat
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Dialect
 
 from dataflow.errors import ConfigurationError
@@ -38,8 +36,8 @@ Encoded = tuple[Any, ...] | Row
 _NATIVE = frozenset({"str", "int", "float", "bool"})
 
 
-class Driver:
-    """Loads rows into a table on one dialect; subclasses override only what differs."""
+class BulkLoader:
+    """Loads rows into a table on one dialect; each dialect's subclass overrides what differs."""
 
     #: Whether a rollback undoes CREATE and DROP of temporary tables.
     transactional_ddl = True
@@ -166,154 +164,3 @@ class Driver:
     def narrowing(self, column: sa.Column[Any]) -> sa.ColumnElement[bool] | None:
         """A clause keeping ``column`` to the batch's values (bound as ``_batch_keys``)."""
         return None
-
-
-class SQLiteDriver(Driver):
-    names_refused_rows = True
-    upsert = "direct"
-
-    def load(self, conn: Connection, sql: str, rows: Sequence[Encoded]) -> None:
-        # executemany stops at the refused row, each row before it counted as one change.
-        driver = conn.connection.driver_connection
-        before = driver.total_changes  # type: ignore[union-attr]
-        try:
-            super().load(conn, sql, rows)
-        except sa.exc.DBAPIError as exc:
-            raise RowRefused(driver.total_changes - before, exc) from exc  # type: ignore[union-attr]
-
-    def reserve_ids(self, conn: Connection, table: sa.Table, pk: str, rows: list[Row]) -> bool:
-        # SQLite numbers a row without a key max(rowid) + 1; the write transaction holds the
-        # database lock, so assigning those numbers here gives the same ids, known up front.
-        current = conn.execute(sa.select(sa.func.max(table.c[pk]))).scalar() or 0
-        for row in rows:
-            given = row.get(pk)
-            if given is None:
-                current += 1
-                row[pk] = current
-            elif given > current:
-                current = given
-        return True
-
-
-class PostgresDriver(Driver):
-    """COPY in binary format: about twice as fast as text, as the server parses nothing."""
-
-    names_refused_rows = True
-    upsert = "staged-conflict"
-    # A COPY costs a few round trips besides its rows: measured, 1,000-row COPYs run at
-    # two thirds of the rate of 10,000-row ones.
-    insert_rows = 10_000
-
-    def __init__(self, dialect: Dialect, kinds: dict[str, str]) -> None:
-        super().__init__(dialect, kinds)
-        self._targets: dict[str, tuple[sa.Table, tuple[str, ...]]] = {}
-        self._types: dict[str, list[int]] = {}
-
-    def statement(
-        self, table: sa.Table, names: tuple[str, ...], insert: sa.Insert | None = None
-    ) -> tuple[str, tuple[str, ...] | None]:
-        key = (table.name, names)
-        found = self._statements.get(key)
-        if found is None:
-            quote = self.dialect.identifier_preparer
-            columns = ", ".join(quote.quote(n) for n in names)
-            sql = f"COPY {quote.format_table(table)} ({columns}) FROM STDIN (FORMAT BINARY)"
-            found = self._statements[key] = (sql, names)
-            self._targets[sql] = (table, names)
-        return found
-
-    def load(self, conn: Connection, sql: str, rows: Sequence[Encoded]) -> None:
-        if not rows:
-            return
-        import psycopg
-
-        types = self._column_types(conn, sql)
-        driver = conn.connection.driver_connection
-        try:
-            with driver.cursor() as cursor, cursor.copy(sql) as copy:  # type: ignore[union-attr]
-                copy.set_types(types)
-                for row in rows:
-                    copy.write_row(row)
-        except psycopg.Error as exc:
-            error = cast(
-                sa.exc.DBAPIError, sa.exc.DBAPIError.instance(sql, None, exc, psycopg.Error)
-            )
-            # The server names the COPY line it refused: "COPY products, line 7".
-            line = re.search(r"\bline (\d+)", exc.diag.context or "")
-            if line is None:
-                raise error from exc
-            raise RowRefused(int(line.group(1)) - 1, error) from exc
-
-    def _column_types(self, conn: Connection, sql: str) -> list[int]:
-        """The type OIDs of the COPY's columns, which binary COPY must be told."""
-        if sql not in self._types:
-            table, names = self._targets[sql]
-            attributes = sa.table(
-                "pg_attribute",
-                sa.column("attrelid"),
-                sa.column("attname"),
-                sa.column("atttypid"),
-                sa.column("attnum"),
-            )
-            relation = sa.cast(
-                self.dialect.identifier_preparer.format_table(table), postgresql.REGCLASS
-            )
-            found = dict(
-                conn.execute(
-                    sa.select(attributes.c.attname, attributes.c.atttypid).where(
-                        attributes.c.attrelid == relation, attributes.c.attnum > 0
-                    )
-                ).all()
-            )
-            self._types[sql] = [int(found[name]) for name in names]
-        return self._types[sql]
-
-    def processor(self, table: sa.Table, name: str) -> Callable[[Any], Any] | None:
-        if self._kinds.get(name) in ("dict", "list"):
-            return None  # binary COPY dumps JSON documents itself
-        return super().processor(table, name)
-
-    def reserve_ids(self, conn: Connection, table: sa.Table, pk: str, rows: list[Row]) -> bool:
-        missing = [row for row in rows if row.get(pk) is None]
-        if missing:
-            name = self.dialect.identifier_preparer.format_table(table)
-            sequence = sa.func.pg_get_serial_sequence(name, pk)
-            stmt = sa.select(sa.func.nextval(sequence)).select_from(
-                sa.func.generate_series(1, len(missing))
-            )
-            for row, new_id in zip(missing, conn.execute(stmt).scalars(), strict=True):
-                row[pk] = new_id
-        return True
-
-    def stage_options(self) -> dict[str, Any]:
-        return {"postgresql_on_commit": "DROP"}
-
-    def empty_stage(self, conn: Connection, stage: sa.Table) -> None:
-        # DELETE would leave every earlier batch behind as dead rows that each join reads.
-        conn.exec_driver_sql(f"TRUNCATE {self.dialect.identifier_preparer.format_table(stage)}")
-
-    def narrowing(self, column: sa.Column[Any]) -> sa.ColumnElement[bool] | None:
-        # Joined to a batch of a thousand rows, the planner prefers reading the whole table to
-        # a thousand index lookups; naming the keys makes it use the index.
-        keys = sa.bindparam("_batch_keys", type_=postgresql.ARRAY(column.type))
-        return column == sa.any_(keys)
-
-
-class MySQLDriver(Driver):
-    transactional_ddl = False
-
-    def drop_stage(self, conn: Connection, stage: sa.Table) -> None:
-        # Plain DROP TABLE commits the transaction on MySQL; DROP TEMPORARY TABLE does not.
-        name = self.dialect.identifier_preparer.format_table(stage)
-        conn.exec_driver_sql(f"DROP TEMPORARY TABLE IF EXISTS {name}")
-
-
-_DRIVERS: dict[str, type[Driver]] = {
-    "sqlite": SQLiteDriver,
-    "postgresql": PostgresDriver,
-    "mysql": MySQLDriver,
-}
-
-
-def driver_for(dialect: Dialect, kinds: dict[str, str]) -> Driver:
-    return _DRIVERS.get(dialect.name, Driver)(dialect, kinds)
