@@ -22,7 +22,7 @@ from typing import TypeVar
 
 from dataflow import DataFlow
 from kailash import LocalRuntime, NodeExecutionError, WorkflowBuilder
-from tests.dataflow.shop import define, saga_workflow
+from tests.dataflow.shop import define, saga_workflow, undo_saga_workflow
 
 R = TypeVar("R")
 
@@ -47,6 +47,12 @@ def saga(url: str) -> None:
     db = DataFlow(url)  # its node types live as long as it does
     define(db)
     LocalRuntime().execute(saga_workflow(retry_attempts=1, retry_backoff=0.01).build())
+
+
+def undo_saga(url: str) -> None:
+    """The shop's saga undone by generated nodes on ``url``."""
+    define(DataFlow(url))
+    LocalRuntime().execute(undo_saga_workflow().build())
 
 
 def two_phase(coordinator_url: str, *participant_urls: str) -> None:
@@ -76,6 +82,7 @@ def two_phase(coordinator_url: str, *participant_urls: str) -> None:
 
 JOBS: dict[str, tuple[str, Callable[..., None]]] = {
     "saga": ("dataflow.saga", saga),
+    "undo_saga": ("dataflow.saga", undo_saga),
     "two_phase": ("dataflow.two_phase", two_phase),
 }
 

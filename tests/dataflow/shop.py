@@ -177,3 +177,25 @@ def saga_workflow(**params: Any) -> WorkflowBuilder:
         {"transaction_type": "saga", "steps": GUIDE_STEPS, **params},
     )
     return builder
+
+
+def undo_saga_workflow() -> WorkflowBuilder:
+    """A saga of generated nodes undone by generated nodes; its last step always fails."""
+    order, item = _order()["id"], _item(SKU)["id"]
+    steps = [
+        {"node": "PaymentCreateNode", "compensation": "PaymentDeleteNode"},
+        {
+            "node": "PurchaseOrderUpdateNode",
+            "params": {"id": order, "status": "paid"},
+            "compensation": "PurchaseOrderUpdateNode",
+        },
+        {
+            "node": "InventoryItemDeleteNode",
+            "params": {"id": item},
+            "compensation": "InventoryItemCreateNode",
+        },
+        {"node": "InventoryUpdateNode", "params": {"sku": "gone"}, "compensation": None},
+    ]
+    builder = WorkflowBuilder()
+    builder.add_node("TransactionManagerNode", "undo_flow", {"steps": steps})
+    return builder

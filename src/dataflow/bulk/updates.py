@@ -106,11 +106,45 @@ def update_where(
     scope: Scope,
     where: Clauses,
     changes: Mapping[str, Change],
-    limit: int | None = None,
+    batch: int | None = None,
+    max_rows: int | None = None,
 ) -> int:
-    """Apply ``changes`` to the rows matching ``where``; return how many matched."""
+    """Apply ``changes`` to the rows matching ``where``; return how many matched.
+
+    With ``batch``, each statement changes the next ``batch`` matching rows by primary key,
+    until none is left; ``max_rows`` stops after that many, lowest ids first. The statements
+    share the caller's transaction.
+    """
     values = statements.stamp_update(column_values(statements.table, changes), scope)
-    clauses = _matching(statements, scope, where, limit)
+    clauses = [*where, *statements.where(scope)]
+    if batch is None and max_rows is None:
+        return _update(conn, statements, scope, clauses, values)
+    pk = statements.pk
+    done = 0
+    after: Any = None
+    while max_rows is None or done < max_rows:
+        size = max_rows - done if batch is None else batch  # type: ignore[operator]
+        if max_rows is not None:
+            size = min(size, max_rows - done)
+        # A window of primary keys: the rows past the last batch, up to the size-th match. A
+        # statement never meets a row twice, even when its change keeps the row matching.
+        window = [*clauses, pk > after] if after is not None else clauses
+        first = sa.select(pk).where(*window).order_by(pk).limit(size).subquery()
+        upper = conn.execute(sa.select(sa.func.max(first.c[pk.name]))).scalar()
+        if upper is None:
+            break
+        done += _update(conn, statements, scope, [*window, pk <= upper], values)
+        after = upper
+    return done
+
+
+def _update(
+    conn: Connection,
+    statements: ModelStatements,
+    scope: Scope,
+    clauses: Clauses,
+    values: dict[str, Any],
+) -> int:
     if statements.historians:
         return _by_images(conn, statements, scope, clauses, "update", values)
     stmt = sa.update(statements.table).where(*clauses)
@@ -121,7 +155,7 @@ def delete_where(
     conn: Connection, statements: ModelStatements, scope: Scope, where: Clauses, soft: bool = False
 ) -> int:
     """Delete the rows matching ``where`` (``soft``: mark them deleted); return how many."""
-    clauses = _matching(statements, scope, where, None)
+    clauses = [*where, *statements.where(scope)]
     values = statements.soft_delete_values(scope) if soft else None
     if statements.historians:
         action = "soft_delete" if soft else "delete"
@@ -172,15 +206,3 @@ def _by_images(
 def _dicts(result: sa.CursorResult[Any]) -> list[dict[str, Any]]:
     # map() keeps the per-row work in C.
     return list(map(dict, map(zip, repeat(tuple(result.keys())), result.all())))
-
-
-def _matching(
-    statements: ModelStatements, scope: Scope, where: Clauses, limit: int | None
-) -> list[sa.ColumnElement[bool]]:
-    clauses = [*where, *statements.where(scope)]
-    if limit is None:
-        return clauses
-    # The first ``limit`` rows by primary key. The derived table lets MySQL read the table it
-    # updates, and keeps the choice the same on every backend.
-    first = sa.select(statements.pk).where(*clauses).order_by(statements.pk).limit(limit).subquery()
-    return [statements.pk.in_(sa.select(first.c[statements.pk.name]))]

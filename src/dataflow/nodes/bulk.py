@@ -63,6 +63,10 @@ def check_progress(value: Any) -> bool | Callable[[int, int | None], Any]:
     raise Refused(f"True (a progress bar) or a callable taking (rows_done, total), got {value!r}")
 
 
+def check_optional_positive(value: Any) -> int | None:
+    return None if value is None else check_positive(value)
+
+
 def check_update_fields(names: Checker) -> Checker:
     def check(value: Any) -> list[str]:
         fields = names(value)
@@ -216,6 +220,9 @@ class BulkUpsertNode(BulkNode):
 
 
 class BulkUpdateNode(BulkNode):
+    """By filter: every matching row, ``limit`` (or ``batch_size``) rows per statement, in one
+    transaction, at most ``max_rows``. By ``data``: the rows, batch by batch."""
+
     def run(
         self,
         _scope: Scope,
@@ -223,12 +230,19 @@ class BulkUpdateNode(BulkNode):
         update: dict[str, Change] | None = None,
         data: Iterable[Any] | None = None,
         limit: int | None = None,
+        max_rows: int | None = None,
         batch_size: int | None = None,
         atomic: bool = True,
         progress: Any = False,
     ) -> dict[str, Any]:
         if data is not None:
-            for name, value in (("filter", filter), ("update", update), ("limit", limit)):
+            given = (
+                ("filter", filter),
+                ("update", update),
+                ("limit", limit),
+                ("max_rows", max_rows),
+            )
+            for name, value in given:
                 if value is not None:
                     raise self.refuse(
                         self.node_id,
@@ -250,9 +264,18 @@ class BulkUpdateNode(BulkNode):
                 param=name,
             )
         self.refuse_unversioned("an update by filter", "filter")
+        if limit is not None and batch_size is not None and limit != batch_size:
+            raise self.refuse(
+                self.node_id,
+                "'limit' and 'batch_size' both set how many rows each statement of a filter "
+                "update changes; give one (to stop after some rows, use 'max_rows')",
+                param="batch_size",
+            )
+        batch = limit if limit is not None else batch_size
         statements = self.statements()
         with self.connect(_scope) as conn:
-            updated = update_where(conn, statements, _scope, _where(filter, _scope), update, limit)
+            where = _where(filter, _scope)
+            updated = update_where(conn, statements, _scope, where, update, batch, max_rows)
         self.announce(_scope, "bulk_update", updated)
         return {"processed": updated, "updated": updated}
 
@@ -338,7 +361,8 @@ def checks(
                 "filter": filter_check,
                 "update": update_checker(spec, changes),
                 "data": update_rows,
-                "limit": check_optional_count,
+                "limit": check_optional_positive,
+                "max_rows": check_optional_count,
                 **streaming,
             },
         ),

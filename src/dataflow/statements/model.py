@@ -261,6 +261,21 @@ class ModelStatements:
         self.record(conn, scope, "restore", [Image(pk, old, found)])
         return found
 
+    def reinsert(self, conn: Connection, row: dict[str, Any], scope: Scope) -> dict[str, Any]:
+        """Put a deleted row back: its id, values and ``created_at``; recorded as a restore."""
+        values = {n: row[n] for n in self.spec.writable if n in row}
+        values[self.pk.name] = row[self.pk.name]
+        stamped = self.stamp_insert(values, scope)
+        stamped["created_at"] = row["created_at"]
+        if self.soft_delete is not None:
+            stamped["deleted_at"] = row["deleted_at"]  # a purged deleted row comes back deleted
+        if self.versioning is not None:
+            stamped["version"] = row["version"] + 1  # a write happened since the version read
+        found = self._insert_row(conn, stamped, scope)
+        if self.historians:
+            self.record(conn, scope, "restore", [Image(found[self.pk.name], None, found)])
+        return found
+
     def upsert(
         self, conn: Connection, values: dict[str, Any], conflict_on: Sequence[str], scope: Scope
     ) -> dict[str, Any]:

@@ -141,8 +141,10 @@ def _saga_problem(db: Store, steps: list[Step]) -> str | None:
         if not step.has_compensation:
             return (
                 f"step '{step.name}' names no compensation. Give 'compensation': 'SomeNode' (it "
-                "receives step_input and step_output), or 'compensation': None when the step "
-                "changes nothing that needs undoing."
+                "receives step_input and step_output, or is a generated node of the step's "
+                "model: Delete for a Create step, Update for an Update step, Restore or Create "
+                "for a Delete step), or 'compensation': None when the step changes nothing that "
+                "needs undoing."
             )
     return None
 

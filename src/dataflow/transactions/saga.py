@@ -28,6 +28,7 @@ from dataflow.models.types import utcnow
 from dataflow.transactions import log as saga_log
 from dataflow.transactions.claims import claim
 from dataflow.transactions.steps import Step, cause, run_node, with_retries
+from dataflow.transactions.undo import capture, undo
 
 if TYPE_CHECKING:
     from dataflow.store import Store
@@ -181,12 +182,17 @@ class Saga:
                     # Begin on the log's database first: a step that writes there commits its
                     # work and its "done" record together.
                     scope.transaction_for(self.db.database, None)
+                    # What a generated compensation needs, read before the step changes it.
+                    captured = capture(self.db, step, inputs) if step.undo else None
                     output = step.run(self.db, dict(inputs))
                     record.update(status="done", output=output, attempts=n + 1)
+                    if step.undo:
+                        record["undo"] = captured
                     self.save(scope)
                 scope.commit(last=self.db.database)
             except BaseException:
                 record.update(status="running", output=None)
+                record.pop("undo", None)
                 if not scope.ended:
                     scope.rollback()
                 raise
@@ -252,8 +258,11 @@ class Saga:
             try:
                 with step_scope(scope):
                     scope.transaction_for(self.db.database, None)
-                    inputs = {"step_input": record["input"], "step_output": record["output"]}
-                    run_node(self.db.node_type(str(step.compensation)), step.name, inputs)
+                    if step.undo:
+                        undo(self.db, step, record)
+                    else:
+                        inputs = {"step_input": record["input"], "step_output": record["output"]}
+                        run_node(self.db.node_type(str(step.compensation)), step.name, inputs)
                     record["status"] = "compensated"
                     self.save(scope)
                 scope.commit(last=self.db.database)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from dataflow.errors import TransactionError
 from dataflow.models.types import Refused
+from dataflow.nodes import crud
 from dataflow.nodes.base import check_count
 from kailash.errors import KailashError, NodeExecutionError, WorkflowValidationError
 from kailash.nodes.base import Node
@@ -47,6 +48,9 @@ class Step:
     #: Whether the step named its compensation at all (None included): sagas insist on it.
     has_compensation: bool = False
     retry_attempts: int | None = None
+    #: With a generated compensation: the operation it undoes (``Create``, ``Update`` or
+    #: ``Delete``; see dataflow.transactions.undo). None for a node taking step_input.
+    undo: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -188,8 +192,12 @@ def _parse_step(db: Store, item: Any, earlier: list[str]) -> Step:
     else:
         _check_workflow_step(db, name, target, params, connections)
     compensation = item.get("compensation")
+    undo = None
     if compensation is not None:
-        _check_compensation(db, compensation)
+        step_cls = None
+        if "node" in item:
+            step_cls = node_type(db, target, "'node'", params.get(NAMESPACE_PARAM))
+        undo = _check_compensation(db, name, step_cls, compensation)
     retry_attempts = item.get("retry_attempts")
     if retry_attempts is not None:
         try:
@@ -205,6 +213,7 @@ def _parse_step(db: Store, item: Any, earlier: list[str]) -> Step:
         compensation=compensation,
         has_compensation="compensation" in item,
         retry_attempts=retry_attempts,
+        undo=undo,
     )
 
 
@@ -248,14 +257,92 @@ def _check_workflow_step(
             )
 
 
-def _check_compensation(db: Store, compensation: Any) -> None:
+def _check_compensation(
+    db: Store, step: str, step_cls: type[Node] | None, compensation: Any
+) -> str | None:
+    """Check the compensation; for a generated node, return the operation it undoes."""
     cls = node_type(db, compensation, "'compensation'")
     missing = [p for p in COMPENSATION_PARAMS if not cls.accepts(p)]
-    if missing:
+    if not missing:
+        return None
+    undone = pairing(db, step, step_cls, cls)
+    if undone is None:
         raise Refused(
             f"compensation {compensation} receives the step's input and output as parameters "
-            f"{' and '.join(COMPENSATION_PARAMS)}; it does not declare {', '.join(missing)}"
+            f"{' and '.join(COMPENSATION_PARAMS)}; it does not declare {', '.join(missing)}. "
+            f"Or name a generated node: {_PAIRINGS}"
         )
+    return undone
+
+
+#: A generated node's operation, by the base class of its type.
+_OPERATIONS: tuple[tuple[type[crud.ModelNode], str], ...] = (
+    (crud.CreateNode, "Create"),
+    (crud.UpdateNode, "Update"),
+    (crud.DeleteNode, "Delete"),
+    (crud.RestoreNode, "Restore"),
+)
+#: Step operation -> the operations of the same model that undo it.
+UNDOES = {"Create": ("Delete",), "Update": ("Update",), "Delete": ("Restore", "Create")}
+_PAIRINGS = (
+    "a model's Delete node undoes its Create steps, its Update node its Update steps, and its "
+    "Restore or Create node its Delete steps"
+)
+
+
+def operation(cls: type[Node]) -> str | None:
+    """``Create``, ``Update``, ``Delete`` or ``Restore`` for a generated node type, else None."""
+    if getattr(cls, "model", None) is None:
+        return None
+    for base, name in _OPERATIONS:
+        if issubclass(cls, base):
+            return name
+    return None
+
+
+def pairing(
+    db: Store, step: str, step_cls: type[Node] | None, compensation: type[Node]
+) -> str | None:
+    """The operation of the step that the generated node ``compensation`` undoes.
+
+    None when ``compensation`` is no generated node that can undo anything; Refused, naming
+    the fix, when it is one but cannot undo this step.
+    """
+    undoer = operation(compensation)
+    if undoer is None or not any(undoer in ops for ops in UNDOES.values()):
+        return None
+    name = compensation.node_type()
+    model = compensation.model.name  # type: ignore[attr-defined]
+    fix = "or give a compensation node taking step_input and step_output"
+    if step_cls is None:
+        raise Refused(
+            f"compensation {name} undoes a single node step of {model}; a workflow step needs "
+            f"a compensation node taking step_input and step_output"
+        )
+    done = operation(step_cls)
+    step_model = getattr(step_cls, "model", None)
+    if step_model is None or step_model.name != model:
+        raise Refused(
+            f"compensation {name} undoes steps of {model}, but step '{step}' runs "
+            f"{step_cls.node_type()}; {_PAIRINGS}, of the step's own model. Name one of those, "
+            f"{fix}"
+        )
+    if getattr(step_cls, "store", None) is not db or compensation.store is not db:  # type: ignore[attr-defined]
+        raise Refused(
+            f"step '{step}' and its compensation {name} must be nodes of the DataFlow running "
+            f"the saga ({db.name!r}): a generated compensation keeps what it undoes in that "
+            f"DataFlow's saga log, in the step's transaction. Run the saga with the "
+            f"TransactionManagerNode of the DataFlow that defines {model}, {fix}"
+        )
+    if done is None or undoer not in UNDOES[done]:
+        if done in UNDOES:
+            names = [f"{model}{op}Node" for op in UNDOES[done]]
+            found = " or ".join(n for n in names if n in db.nodes)
+            hint = f"a {step_cls.node_type()} step is undone by {found}"
+        else:
+            hint = f"a {step_cls.node_type()} step has no generated compensation; {_PAIRINGS}"
+        raise Refused(f"compensation {name} cannot undo step '{step}': {hint}, {fix}")
+    return done
 
 
 def _kind(value: Any) -> str:

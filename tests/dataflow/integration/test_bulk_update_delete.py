@@ -7,7 +7,7 @@ from typing import Optional
 import pytest
 import sqlalchemy as sa
 
-from dataflow import ValidationError
+from dataflow import IntegrityError, ValidationError
 from kailash import NodeExecutionError, WorkflowBuilder
 from tests.dataflow.conftest import count_rows, run_node
 
@@ -74,10 +74,66 @@ def test_an_update_stamps_updated_at(products):
     assert after[1] != before[1] and after[0] == before[0]
 
 
-def test_limit_changes_at_most_that_many_rows_lowest_ids_first(products):
-    out = run_node("ProductBulkUpdateNode", {"filter": {}, "update": {"price": 1.0}, "limit": 3})
-    assert out["updated"] == 3
+def updates_run(db) -> list[str]:
+    """Collects the UPDATE statements run on the products table while the list is alive."""
+    seen: list[str] = []
+
+    def listen(conn, cursor, statement, *_: object) -> None:
+        if statement.lstrip().upper().startswith("UPDATE PRODUCTS"):
+            seen.append(statement)
+
+    sa.event.listen(db.database.engine, "before_cursor_execute", listen)
+    return seen
+
+
+def test_limit_processes_every_matching_row_in_batches_of_that_many(products):
+    statements = updates_run(products)
+    params = {"filter": {"category": "a"}, "update": {"price": {"$multiply": 0.5}}, "limit": 2}
+    out = run_node("ProductBulkUpdateNode", params)
+    assert out == {"processed": 5, "updated": 5}
+    # Each matching row halved once, though it still matches after its batch.
+    assert column(products, "price", "category = 'a'") == [5.0] * 5
+    assert column(products, "price", "category = 'b'") == [10.0] * 5
+    assert len(statements) == 3  # 2 + 2 + 1 rows
+
+
+def test_max_rows_stops_after_that_many_rows_lowest_ids_first(products):
+    params = {"filter": {}, "update": {"price": 1.0}, "limit": 2, "max_rows": 3}
+    out = run_node("ProductBulkUpdateNode", params)
+    assert out == {"processed": 3, "updated": 3}
     assert column(products, "price") == [1.0] * 3 + [10.0] * 7
+    out = run_node("ProductBulkUpdateNode", {"filter": {}, "update": {"stock": 0}, "max_rows": 4})
+    assert out["updated"] == 4 and column(products, "stock") == [0] * 4 + list(range(4, 10))
+
+
+def test_a_batched_update_is_one_transaction_a_failing_batch_leaves_every_row_as_it_was(db):
+    @db.model
+    class Code:
+        value: str
+        __indexes__ = [{"name": "ux_codes_value", "fields": ["value"], "unique": True}]
+
+    run_node("CodeBulkCreateNode", {"data": [{"value": f"c{i}"} for i in range(4)]})
+    # The first batch takes the value; the second clashes with it.
+    with pytest.raises(NodeExecutionError) as caught:
+        run_node("CodeBulkUpdateNode", {"filter": {}, "update": {"value": "same"}, "limit": 1})
+    assert isinstance(caught.value.cause, IntegrityError)
+    values = run_node("CodeListNode", {"sort": ["id"]})["records"]
+    assert [r["value"] for r in values] == ["c0", "c1", "c2", "c3"]
+
+
+def test_batched_updates_of_an_audited_versioned_model_record_each_row_once(db):
+    @db.model
+    class Tag:
+        label: str
+        __dataflow__ = {"versioned": True, "audit_log": True}
+
+    run_node("TagBulkCreateNode", {"data": [{"label": f"t{i}"} for i in range(7)]})
+    params = {"filter": {}, "update": {"label": "x"}, "limit": 3}
+    assert run_node("TagBulkUpdateNode", params)["updated"] == 7
+    tags = run_node("TagListNode")["records"]
+    assert [(t["label"], t["version"]) for t in tags] == [("x", 2)] * 7
+    updates = run_node("TagAuditNode", {"action_type": "update"})["records"]
+    assert sorted(int(u["record_id"]) for u in updates) == sorted(t["id"] for t in tags)
 
 
 def test_a_record_list_update_applies_every_row(db):
@@ -136,6 +192,12 @@ def test_record_list_updates_not_atomic_report_failures(products):
         ({"filter": {}, "update": {"stock": 1, "$inc": {"stock": 1}}}, "changed twice"),
         ({"update": {"stock": 1}}, "missing 'filter'"),
         ({"filter": {}, "data": [{"id": 1, "stock": 1}]}, "'filter' goes with"),
+        ({"data": [{"id": 1, "stock": 1}], "max_rows": 1}, "'max_rows' goes with"),
+        ({"filter": {}, "update": {"stock": 1}, "limit": 0}, "'limit' expects a positive int"),
+        (
+            {"filter": {}, "update": {"stock": 1}, "limit": 5, "batch_size": 10},
+            "'limit' and 'batch_size' both set how many rows",
+        ),
     ],
 )
 def test_bad_updates_are_refused(products, params, message):

@@ -10,8 +10,9 @@ import pytest
 
 from dataflow import DataFlow
 from dataflow.transactions import SagaRecovery
+from tests.dataflow.conftest import run_node
 from tests.dataflow.crash_child import KILLED, after_crash
-from tests.dataflow.shop import APPLIED, STOCK, UNTOUCHED, define, state, stock
+from tests.dataflow.shop import APPLIED, SKU, STOCK, UNTOUCHED, define, state, stock
 
 # (stock, first boundary to kill at, boundaries in all, how an unkilled run ends). Out of stock,
 # the last step fails; its first six boundaries are those of the saga that completes.
@@ -45,5 +46,31 @@ def test_a_saga_killed_at_each_boundary_ends_applied_or_compensated_once(
                 assert len(set(after["compensations"])) == len(after["compensations"])
                 assert set(after["compensations"]) <= {"payment", "order"}
             assert db.recover_sagas() == SagaRecovery(), "a second recovery finds nothing"
+    finally:
+        db.close()
+
+
+def test_a_saga_undone_by_generated_nodes_killed_at_each_boundary_ends_untouched(url, crashes):
+    db = define(DataFlow(url))
+    try:
+        kill_at = 0
+        while True:
+            kill_at += 1
+            stock(db)
+            (item,) = run_node("InventoryItemListNode", {"filter": {"sku": SKU}})["records"]
+            code = crashes.run("undo_saga", kill_at, url)
+            if code != KILLED:
+                assert code == 3, "the saga's last step fails"
+                assert kill_at > 10, "the saga has fewer boundaries than expected"
+            else:
+                report = after_crash(db.recover_sagas)
+                assert not report.failed and not report.in_progress
+            after = state(db)
+            assert {k: after[k] for k in UNTOUCHED} == UNTOUCHED, f"killed at {kill_at}: {after}"
+            (back,) = run_node("InventoryItemListNode", {"filter": {"sku": SKU}})["records"]
+            assert (back["id"], back["created_at"]) == (item["id"], item["created_at"])
+            assert db.recover_sagas() == SagaRecovery(), "a second recovery finds nothing"
+            if code != KILLED:
+                break
     finally:
         db.close()

@@ -337,8 +337,8 @@ def test_a_saga_cannot_run_inside_a_transaction_scope(shop):
             "'compensation' names a registered node type: unknown node type 'PaymentRollback'",
         ),
         (
-            {"steps": [{"node": "PaymentCreateNode", "compensation": "PaymentDeleteNode"}]},
-            "it does not declare step_input, step_output",
+            {"steps": [{"node": "PaymentCreateNode", "compensation": "PaymentListNode"}]},
+            "it does not declare step_input, step_output. Or name a generated node",
         ),
         (
             {"steps": [{"node": "PaymentReadNode", "connections": {"id": "later.id"}}]},

@@ -119,6 +119,7 @@ def _contract(model: ModelInfo, rows: type[BaseModel]) -> dict[str, Any]:
         "filter": Optional[dict[str, Any]],
         "sort": Optional[Sort],
         "limit": Optional[Count],
+        "max_rows": Optional[Count],
         "offset": Count,
         "fields": names,
         "count_total": bool,
