@@ -51,7 +51,8 @@ def saga(url: str) -> None:
 
 def undo_saga(url: str) -> None:
     """The shop's saga undone by generated nodes on ``url``."""
-    define(DataFlow(url))
+    db = DataFlow(url)  # its node types live as long as it does
+    define(db)
     LocalRuntime().execute(undo_saga_workflow().build())
 
 
