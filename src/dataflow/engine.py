@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from dataflow.config import DataFlowConfig, resolve_url
 from dataflow.errors import ConfigurationError
-from dataflow.features.options import Defaults
-from dataflow.models.parse import parse_model
+from dataflow.features.options import Defaults, model_spec
 from dataflow.monitoring import pool_state
 from dataflow.nodes.base import DataFlowNode
 from dataflow.nodes.generated import generate_nodes
@@ -128,7 +127,7 @@ class DataFlow:
 
     def model(self, cls: C) -> C:
         """Class decorator: the class's annotations become a table and a family of nodes."""
-        spec = parse_model(cls, self._defaults)
+        spec = model_spec(cls, self._defaults)
         self.store.add_model(spec)
         for node_cls in generate_nodes(self.store, spec):
             self.store.add_node(node_cls)

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
-from dataflow.database.transaction import Transaction
+from dataflow.database.transaction import Transaction, TransactionHost
 from dataflow.errors import TransactionError, TransactionTimeoutError
 from kailash.runtime.context import RunContext, current_run
 
@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from types import TracebackType
 
-    from dataflow.database.connections import Database
 
 #: The key of a run's scope in ``RunContext.resources``.
 RUN_SCOPE = "dataflow.transaction_scope"
@@ -62,11 +61,11 @@ class TransactionScope:
         self.label = label
         self.xid = xid
         self.within = within
-        self.transactions: dict[Database, Transaction] = {}
+        self.transactions: dict[TransactionHost, Transaction] = {}
         self.ended = False
 
     def transaction_for(
-        self, database: Database, parent: Transaction | None, create: bool = True
+        self, database: TransactionHost, parent: Transaction | None, create: bool = True
     ) -> Transaction | None:
         """This scope's transaction on ``database``, begun (inside ``parent``) if need be."""
         found = self.transactions.get(database)
@@ -94,7 +93,7 @@ class TransactionScope:
         self.transactions[database] = found
         return found
 
-    def commit(self, last: Database | None = None) -> None:
+    def commit(self, last: TransactionHost | None = None) -> None:
         """Commit each database's transaction (``last``'s at the end); stop at the first failure.
 
         Across databases this is one commit after another: a failure rolls back the ones not
@@ -132,7 +131,7 @@ class TransactionScope:
         return False
 
 
-def find_transaction(database: Database, create: bool = True) -> Transaction | None:
+def find_transaction(database: TransactionHost, create: bool = True) -> Transaction | None:
     """The innermost transaction a statement on ``database`` belongs to, if any.
 
     With ``create`` false a scope that has not reached ``database`` yet does not begin a

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -27,10 +27,30 @@ from dataflow.errors import TransactionError, TransactionTimeoutError
 from dataflow.models.types import Refused
 
 if TYPE_CHECKING:
-    from dataflow.database.change_feed import ChangeEvent
-    from dataflow.database.connections import Database
+    from contextvars import ContextVar
+
+    from sqlalchemy.engine import Engine
+
+    from dataflow.config import DatabaseTarget
+    from dataflow.database.change_feed import ChangeEvent, ChangeFeed
+    from dataflow.database.locks import OwnerLock
+    from dataflow.dialects import Dialect
 
 log = logging.getLogger("dataflow.transactions")
+
+
+class TransactionHost(Protocol):
+    """What a transaction needs of the database it runs on (``Database`` is one)."""
+
+    target: DatabaseTarget
+    engine: Engine
+    dialect: Dialect
+    #: Held by the transaction from its first statement to its end, where the database has
+    #: a single connection (an in-memory SQLite database).
+    shared_lock: OwnerLock | None
+    changes: ChangeFeed
+    bound: ContextVar[Transaction | None]
+
 
 #: The guide's names for the isolation levels and the SQL each stands for.
 ISOLATION_LEVELS = {
@@ -75,7 +95,7 @@ class Transaction:
 
     def __init__(
         self,
-        database: Database,
+        database: TransactionHost,
         *,
         level: str | None = None,
         timeout: float | None = None,

@@ -13,6 +13,8 @@ from dataflow.features.soft_delete import SoftDelete
 from dataflow.features.tenancy import Tenancy
 from dataflow.features.timestamps import Timestamps
 from dataflow.features.versioning import Versioning
+from dataflow.models.parse import check_class, parse_model
+from dataflow.models.spec import ModelSpec
 
 #: Every ``__dataflow__`` key; ``encryption`` is known but refused until it works.
 KNOWN_OPTIONS = frozenset({"multi_tenant", "soft_delete", "versioned", "audit_log", "encryption"})
@@ -72,6 +74,16 @@ def check_options(model: str, raw: Any) -> dict[str, Any]:
                 "remove it rather than rely on it"
             )
     return dict(options)
+
+
+def model_spec(cls: type, defaults: Defaults = NO_DEFAULTS) -> ModelSpec:
+    """A model class read into a ModelSpec, with the features its ``__dataflow__`` turns on.
+
+    ``defaults`` are the DataFlow's options for the ``__dataflow__`` keys a model leaves out.
+    """
+    check_class(cls)
+    options = check_options(cls.__name__, getattr(cls, "__dataflow__", None))
+    return parse_model(cls, options, model_features(cls.__name__, options, defaults))
 
 
 def model_features(model: str, options: Mapping[str, Any], defaults: Defaults) -> list[Feature]:

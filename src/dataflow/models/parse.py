@@ -6,10 +6,10 @@ import inspect
 import re
 import types
 import typing
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from dataflow.errors import ModelDefinitionError
-from dataflow.features.options import NO_DEFAULTS, Defaults, check_options, model_features
 from dataflow.models.relations import declared_relations
 from dataflow.models.spec import FieldSpec, IndexSpec, ModelSpec
 from dataflow.models.types import FIELD_TYPES, FieldType
@@ -18,6 +18,11 @@ from kailash.nodes.base import MISSING
 #: Names the generated nodes use as parameters; a field cannot take them.
 RESERVED = frozenset({"input"})
 TIMESTAMPS = ("created_at", "updated_at")
+
+
+def check_class(cls: Any) -> None:
+    if not isinstance(cls, type):
+        raise ModelDefinitionError(f"@db.model decorates a class, got {cls!r}")
 
 
 def table_name_for(class_name: str) -> str:
@@ -87,13 +92,22 @@ def _indexes(cls: type, fields: dict[str, FieldSpec], table: str) -> list[IndexS
     return result
 
 
-def parse_model(cls: type, defaults: Defaults = NO_DEFAULTS) -> ModelSpec:
+class AddsFields(Protocol):
+    """A feature of the model, as parsing sees it: the columns it adds."""
+
+    @property
+    def option(self) -> str: ...
+
+    def fields(self) -> list[FieldSpec]: ...
+
+
+def parse_model(cls: type, options: dict[str, Any], features: Sequence[AddsFields]) -> ModelSpec:
     """Read a class's annotations, defaults and dunder options into a ModelSpec.
 
-    ``defaults`` are the DataFlow's options for the ``__dataflow__`` keys a model leaves out.
+    ``options`` are its checked ``__dataflow__`` options and ``features`` the statement
+    pipeline they turn on (``dataflow.features.options.model_spec`` gives both).
     """
-    if not isinstance(cls, type):
-        raise ModelDefinitionError(f"@db.model decorates a class, got {cls!r}")
+    check_class(cls)
     model = cls.__name__
     try:
         hints = typing.get_type_hints(cls)
@@ -149,8 +163,6 @@ def parse_model(cls: type, defaults: Defaults = NO_DEFAULTS) -> ModelSpec:
     for name, spec in declared.items():
         if name not in TIMESTAMPS:
             fields[name] = spec
-    options = check_options(model, getattr(cls, "__dataflow__", None))
-    features = model_features(model, options, defaults)
     for feature in features:
         for extra in feature.fields():
             if extra.name in fields:
@@ -173,6 +185,6 @@ def parse_model(cls: type, defaults: Defaults = NO_DEFAULTS) -> ModelSpec:
         fields,
         indexes=indexes,
         options=options,
-        features=features,
+        features=list(features),
         relations=declared_relations(cls, fields),
     )

@@ -18,25 +18,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dataflow.errors import ModelDefinitionError
+from dataflow.models.spec import FieldSpec, ModelSpec, Relation
 
-if TYPE_CHECKING:
-    from dataflow.models.spec import FieldSpec, ModelSpec
+__all__ = ["Relation", "declared_relations", "describe_missing", "resolve_relations"]
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-@dataclass(frozen=True, slots=True)
-class Relation:
-    """``name`` follows ``field`` to the primary key of ``model``."""
-
-    name: str
-    field: str
-    model: str
-    declared: bool = False
 
 
 def model_name_for(relation: str) -> str:

@@ -11,10 +11,8 @@ from kailash.nodes.base import MISSING
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-    from dataflow.features.base import Feature
-    from dataflow.models.relations import Relation
-
-F = TypeVar("F", bound="Feature")
+#: A feature class (``dataflow.features``), as ``ModelSpec.feature`` looks one up.
+F = TypeVar("F")
 
 
 @dataclass(slots=True)
@@ -51,6 +49,16 @@ class FieldSpec:
         return value
 
 
+@dataclass(frozen=True, slots=True)
+class Relation:
+    """``name`` follows ``field`` to the primary key of ``model``."""
+
+    name: str
+    field: str
+    model: str
+    declared: bool = False
+
+
 @dataclass(slots=True)
 class IndexSpec:
     name: str
@@ -69,8 +77,8 @@ class ModelSpec:
     primary_key: str = "id"
     indexes: list[IndexSpec] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
-    #: The statement pipeline: each option's hooks, in order.
-    features: list[Feature] = field(default_factory=list)
+    #: The statement pipeline: each option's hooks (``dataflow.features``), in order.
+    features: list[Any] = field(default_factory=list)
     #: ``__relations__``: declared relations, and names switched off (None).
     relations: dict[str, Relation | None] = field(default_factory=dict)
     table: sa.Table | None = None

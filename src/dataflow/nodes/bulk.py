@@ -30,6 +30,7 @@ from dataflow.nodes.base import (
     check_positive,
 )
 from dataflow.nodes.crud import ModelNode, delete_mode
+from dataflow.nodes.model_checks import conflict_checker, soft_delete_checker
 from kailash.nodes.base import find_template
 
 if TYPE_CHECKING:
@@ -316,11 +317,9 @@ def checks(
     ``reads`` and ``writes`` check the parameters that say whom a read or a write acts for;
     ``soft`` says whether the model soft-deletes.
     """
-    from dataflow.nodes.generated import _conflict_checker, _soft_delete_checker
-
     pk = spec.primary_key
     changes = {n: c for n, c in values.items() if n != pk}
-    conflict = _conflict_checker(spec)
+    conflict = conflict_checker(spec)
     streaming = {
         "batch_size": check_positive,
         "atomic": check_bool,
@@ -371,7 +370,7 @@ def checks(
             BulkDeleteNode,
             {
                 "filter": filter_check,
-                "soft_delete": _soft_delete_checker(spec),
+                "soft_delete": soft_delete_checker(spec),
                 "confirmation_required": check_bool,
                 "confirm_all": check_bool,
                 **({"include_deleted": check_bool} if soft else {}),

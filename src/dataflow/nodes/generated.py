@@ -10,8 +10,7 @@ from dataflow.features.context import check_actor
 from dataflow.features.soft_delete import SoftDelete
 from dataflow.features.tenancy import Tenancy, check_tenant
 from dataflow.features.versioning import Versioning, check_version
-from dataflow.models.spec import FieldSpec, ModelSpec
-from dataflow.models.types import Refused
+from dataflow.models.spec import ModelSpec
 from dataflow.nodes import bulk, crud
 from dataflow.nodes.aggregate import AggregateNode, aggregate_checks
 from dataflow.nodes.audit import AuditNode, check_actions, check_date_range
@@ -23,7 +22,12 @@ from dataflow.nodes.base import (
     check_names,
     check_optional_count,
 )
-from dataflow.query.filters import compile_filter
+from dataflow.nodes.model_checks import (
+    conflict_checker,
+    field_checker,
+    filter_checker,
+    soft_delete_checker,
+)
 from dataflow.query.memo import Memo
 from dataflow.query.namespace import ModelNamespace
 from dataflow.query.sort import compile_sort, decode_cursor
@@ -31,58 +35,6 @@ from kailash.nodes.base import NodeParameter
 
 if TYPE_CHECKING:
     from dataflow.store import Store
-
-
-def field_checker(field: FieldSpec) -> Checker:
-    """Coerce a value to the field's type; None only where the field is nullable."""
-    coerce = field.type.coerce
-    if field.nullable:
-        return lambda value: None if value is None else coerce(value)
-
-    def check(value: Any) -> Any:
-        if value is None:
-            raise Refused(
-                f"a {field.type.name}; '{field.name}' is not Optional, so None is refused"
-            )
-        return coerce(value)
-
-    return check
-
-
-def _filter_checker(namespace: ModelNamespace) -> Checker:
-    """The one filter check of every node that takes a filter."""
-    return Memo(lambda value: compile_filter(namespace, value))
-
-
-def _conflict_checker(spec: ModelSpec) -> Checker:
-    names = check_names(spec.fields)
-    # Every unique key of a multi-tenant model holds within the tenant: naming it is allowed.
-    implied = ("tenant_id",) if spec.feature(Tenancy) else ()
-
-    def check(value: Any) -> list[str]:
-        fields = [f for f in names(value) if f not in implied]
-        if tuple(fields) not in spec.unique_sets and set(fields) not in map(set, spec.unique_sets):
-            sets = ", ".join(str(list(s)) for s in spec.unique_sets)
-            raise Refused(
-                f"a unique key of {spec.name} ({sets}); declare others in __indexes__ with "
-                "'unique': True"
-            )
-        return fields
-
-    return check
-
-
-def _soft_delete_checker(spec: ModelSpec) -> Checker:
-    def check(value: Any) -> bool:
-        value = check_bool(value)
-        if value and spec.feature(SoftDelete) is None:
-            raise Refused(
-                f"False: {spec.name} has no soft delete; add 'soft_delete': True to its "
-                "__dataflow__ to keep deleted rows"
-            )
-        return value
-
-    return check
 
 
 def _params(checks: dict[str, Checker], spec: ModelSpec, required: tuple[str, ...]) -> dict:
@@ -102,7 +54,7 @@ def generate_nodes(store: Store, spec: ModelSpec) -> list[type[DataFlowNode]]:
     changes = {n: c for n, c in values.items() if n != spec.primary_key}
     namespace = ModelNamespace(store.models, store.dialect, spec)
     by_pk = [namespace.operands[spec.primary_key]]
-    filter_check = _filter_checker(namespace)
+    filter_check = filter_checker(namespace)
     tenancy = spec.feature(Tenancy)
     versioning = spec.feature(Versioning)
     soft = spec.feature(SoftDelete) is not None
@@ -145,7 +97,7 @@ def generate_nodes(store: Store, spec: ModelSpec) -> list[type[DataFlowNode]]:
             crud.DeleteNode,
             {
                 "id": pk_check,
-                "soft_delete": _soft_delete_checker(spec),
+                "soft_delete": soft_delete_checker(spec),
                 **(with_deleted if soft else {}),
                 **writes,
             },
@@ -154,7 +106,7 @@ def generate_nodes(store: Store, spec: ModelSpec) -> list[type[DataFlowNode]]:
         (
             "Upsert",
             crud.UpsertNode,
-            {**values, "conflict_on": _conflict_checker(spec), **writes},
+            {**values, "conflict_on": conflict_checker(spec), **writes},
             (),
         ),
         ("List", crud.ListNode, query, ()),

@@ -29,7 +29,7 @@ from dataflow.transactions.saga import Settings, involved, refuse_inside_transac
 from dataflow.transactions.steps import Step, with_retries
 
 if TYPE_CHECKING:
-    from dataflow.database.connections import Database
+    from dataflow.database.transaction import TransactionHost
     from dataflow.store import Store
 
 log = logging.getLogger("dataflow.two_phase")
@@ -47,7 +47,7 @@ class TwoPhaseRecovery:
     unresolved: dict[str, str] = field(default_factory=dict)
 
 
-def participant_key(database: Database) -> str:
+def participant_key(database: TransactionHost) -> str:
     """A participant's name in the log: server and database, never the password."""
     url = database.target.url
     port = url.port or database.dialect.default_port

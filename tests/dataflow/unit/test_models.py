@@ -9,7 +9,8 @@ from typing import ClassVar, Optional
 import pytest
 
 from dataflow import DataFlow, ModelDefinitionError
-from dataflow.models.parse import parse_model, table_name_for
+from dataflow.features.options import model_spec
+from dataflow.models.parse import table_name_for
 from kailash.nodes import default_registry
 
 
@@ -39,7 +40,7 @@ def test_fields_types_defaults_and_automatic_columns():
         meta: dict[str, int] = {}
         registry: ClassVar[dict] = {}
 
-    spec = parse_model(Thing)
+    spec = model_spec(Thing)
     assert list(spec.fields) == [
         "id",
         "name",
@@ -101,7 +102,7 @@ def test_fields_types_defaults_and_automatic_columns():
 def test_bad_models_are_refused_with_the_reason(body, message):
     thing = type("Thing", (), body)
     with pytest.raises(ModelDefinitionError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        parse_model(thing)
+        model_spec(thing)
 
 
 def test_each_option_adds_its_columns_and_nodes():
