@@ -67,16 +67,25 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 
 
 class ExactDecimal(TypeDecorator[decimal.Decimal]):
-    """NUMERIC on PostgreSQL, DECIMAL(38, 10) on MySQL, REAL on SQLite (15 significant digits)."""
+    """NUMERIC on PostgreSQL, DECIMAL(38, 10) on MySQL, REAL on SQLite (15 significant digits).
+
+    Values come back in one form on every backend and path: a Decimal without trailing
+    fractional zeros (``Decimal('1')``, ``Decimal('1.5')``), whatever scale the column keeps.
+    """
 
     impl = sa.Numeric
     cache_ok = True
+    #: Digits in all and after the point that every backend keeps exactly (MySQL's column).
+    PRECISION = 38
+    SCALE = 10
+    #: Backends that keep fewer significant digits: SQLite stores a double.
+    SIGNIFICANT = {"sqlite": 15}
 
     def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
         if dialect.name == "sqlite":
             return dialect.type_descriptor(sa.Float())
         if dialect.name in ("mysql", "mariadb"):
-            return dialect.type_descriptor(sa.Numeric(38, 10))
+            return dialect.type_descriptor(sa.Numeric(self.PRECISION, self.SCALE))
         return dialect.type_descriptor(sa.Numeric())
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
@@ -85,9 +94,56 @@ class ExactDecimal(TypeDecorator[decimal.Decimal]):
         return value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
         if isinstance(value, float):
-            return decimal.Decimal(repr(value))
+            value = decimal.Decimal(repr(value))
+        elif not isinstance(value, decimal.Decimal):  # SQLite's RETURNING: an int for 1.0
+            value = decimal.Decimal(value)
+        return plain_decimal(value)
+
+
+def plain_decimal(value: decimal.Decimal) -> decimal.Decimal:
+    """``value`` without trailing fractional zeros or an exponent: 1.50 -> 1.5, 1E+2 -> 100."""
+    if not value.is_finite():
         return value
+    with decimal.localcontext(_WIDE):
+        if value == value.to_integral_value():
+            return value.quantize(_ONE)
+        return value.normalize()
+
+
+_WIDE = decimal.Context(prec=100, Emax=1000, Emin=-1000)
+_ONE = decimal.Decimal(1)
+
+
+def decimal_checker(dialect: str) -> Callable[[decimal.Decimal], decimal.Decimal]:
+    """Refuse a Decimal that ``dialect``'s column would round, rather than store it rounded."""
+    scale = ExactDecimal.SCALE
+    whole = ExactDecimal.PRECISION - scale
+    significant = ExactDecimal.SIGNIFICANT.get(dialect, ExactDecimal.PRECISION)
+
+    def check(value: decimal.Decimal) -> decimal.Decimal:
+        value = plain_decimal(value)
+        _, digits, exponent = value.as_tuple()
+        places = max(0, -int(exponent))  # finite: the coercion refused the rest
+        before = max(0, len(digits) + int(exponent)) if value else 0
+        if places > scale:
+            raise Refused(
+                f"a Decimal with at most {scale} digits after the point, got {places} "
+                f"({value}); round it first, e.g. value.quantize(Decimal('0.01'))"
+            )
+        if before > whole:
+            raise Refused(f"a Decimal with at most {whole} digits before the point, got {before}")
+        used = len(value.normalize(_WIDE).as_tuple().digits)
+        if used > significant:
+            raise Refused(
+                f"a Decimal of at most {significant} significant digits on {dialect}, which "
+                f"stores Decimals as doubles; got {used} ({value})"
+            )
+        return value
+
+    return check
 
 
 class _AsReal(FunctionElement[float]):

@@ -11,7 +11,7 @@ from dataflow.features.soft_delete import SoftDelete
 from dataflow.features.tenancy import Tenancy, check_tenant
 from dataflow.features.versioning import Versioning, check_version
 from dataflow.models.spec import FieldSpec, ModelSpec
-from dataflow.models.types import Refused
+from dataflow.models.types import Refused, decimal_checker
 from dataflow.nodes import bulk, crud
 from dataflow.nodes.aggregate import AggregateNode, aggregate_checks
 from dataflow.nodes.audit import AuditNode, check_actions, check_date_range
@@ -33,9 +33,15 @@ if TYPE_CHECKING:
     from dataflow.store import Store
 
 
-def field_checker(field: FieldSpec) -> Checker:
-    """Coerce a value to the field's type; None only where the field is nullable."""
+def field_checker(field: FieldSpec, dialect: str) -> Checker:
+    """Coerce a value to the field's type as ``dialect`` stores it; None only where nullable."""
     coerce = field.type.coerce
+    if field.type.name == "Decimal":
+        as_decimal, fits = coerce, decimal_checker(dialect)
+
+        def coerce(value: Any) -> Any:
+            return fits(as_decimal(value))
+
     if field.nullable:
         return lambda value: None if value is None else coerce(value)
 
@@ -97,8 +103,8 @@ def _params(checks: dict[str, Checker], spec: ModelSpec, required: tuple[str, ..
 def generate_nodes(store: Store, spec: ModelSpec) -> list[type[DataFlowNode]]:
     """The node classes of one model, bound to ``store``."""
     pk = spec.fields[spec.primary_key]
-    pk_check = field_checker(pk)
-    values = {n: field_checker(f) for n, f in spec.writable.items()}
+    pk_check = field_checker(pk, store.dialect)
+    values = {n: field_checker(f, store.dialect) for n, f in spec.writable.items()}
     changes = {n: c for n, c in values.items() if n != spec.primary_key}
     namespace = ModelNamespace(store.models, store.dialect, spec)
     by_pk = [namespace.operands[spec.primary_key]]

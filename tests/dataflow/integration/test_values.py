@@ -314,3 +314,101 @@ def test_a_field_named_twice_in_group_by_or_fields_is_refused(items):
     assert error.param == "group_by"
     error = refusal("ItemListNode", {"fields": ["name", "qty", "name"]})
     assert error.param == "fields"
+
+
+def test_a_decimal_comes_back_alike_from_every_path(items, backend):
+    given = {"a": 1, "b": decimal.Decimal("1.50"), "c": "12345.0123456789", "d": 0.25}
+    expected = {
+        "a": decimal.Decimal("1"),
+        "b": decimal.Decimal("1.5"),
+        "c": decimal.Decimal("12345.0123456789"),
+        "d": decimal.Decimal("0.25"),
+    }
+    created = {n: run_node("ItemCreateNode", {"name": n, "amount": v}) for n, v in given.items()}
+    upserted = run_node(
+        "ItemUpsertNode", {"id": created["a"]["id"], "name": "a", "amount": decimal.Decimal("1.0")}
+    )
+    run_node(
+        "ItemBulkCreateNode",
+        {"data": [{"name": f"bulk-{n}", "amount": v} for n, v in given.items()]},
+    )
+    run_node("ItemBulkUpsertNode", {"data": [{"name": "bulk-up", "amount": "2.500"}]})
+    listed = {r["name"]: r["amount"] for r in run_node("ItemListNode", {})["records"]}
+    grouped = run_node(
+        "ItemAggregateNode",
+        {
+            "group_by": ["name"],
+            "aggregate": {"sum": {"$sum": "amount"}, "min": {"$min": "amount"}},
+            "filter": {"name": {"$in": list(given)}},
+        },
+    )["records"]
+    seen = {
+        "created": {n: r["amount"] for n, r in created.items()},
+        "read": {
+            n: run_node("ItemReadNode", {"id": r["id"]})["amount"] for n, r in created.items()
+        },
+        "listed": {n: listed[n] for n in given},
+        "bulk": {n: listed[f"bulk-{n}"] for n in given},
+        "sum": {r["name"]: r["sum"] for r in grouped},
+        "min": {r["name"]: r["min"] for r in grouped},
+    }
+    for path, values in seen.items():
+        # Equal is not enough: Decimal('1.0000000000') == Decimal('1'), yet prints otherwise.
+        assert {n: (type(v), str(v)) for n, v in values.items()} == {
+            n: (decimal.Decimal, str(v)) for n, v in expected.items()
+        }, path
+    assert (type(upserted["amount"]), str(upserted["amount"])) == (decimal.Decimal, "1")
+    assert str(listed["bulk-up"]) == "2.5"
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("0.12345678901", "at most 10 digits after the point, got 11 (0.12345678901)"),
+        ("1.00000000001", "at most 10 digits after the point, got 11 (1.00000000001)"),
+        ("1" + "0" * 28, "at most 28 digits before the point, got 29"),
+    ],
+)
+def test_a_decimal_that_does_not_fit_is_refused_not_rounded(items, value, problem):
+    for amount in (decimal.Decimal(value), value):
+        error = refusal("ItemCreateNode", {"name": "a", "amount": amount})
+        assert str(error).startswith(
+            f"ItemCreateNode 'n': parameter 'amount' expects a Decimal with {problem}"
+        )
+        assert error.param == "amount"
+    error = run_time_refusal(
+        "ItemBulkCreateNode", {}, {"data": [{"name": "a", "amount": decimal.Decimal(value)}]}
+    )
+    assert "row 0: field 'amount' expects a Decimal with" in str(error)
+    error = refusal(
+        "ItemBulkUpdateNode", {"filter": {}, "update": {"$inc": {"amount": decimal.Decimal(value)}}}
+    )
+    assert "'$inc' on 'amount' to be given a Decimal with" in str(error)
+    assert count_rows(items, "items") == 0
+    # Trailing zeros are no digits lost: they fit.
+    created = run_node(
+        "ItemCreateNode", {"name": "a", "amount": decimal.Decimal("2.50000000000000")}
+    )
+    assert str(created["amount"]) == "2.5"
+
+
+@pytest.mark.parametrize("value", ["9" * 28 + ".9999999999", "-0.0000000001"])
+def test_decimals_at_the_declared_precision_are_stored_exactly(items, backend, value):
+    if backend == "sqlite" and len(value.strip("-0.")) > 15:
+        pytest.skip("SQLite keeps 15 significant digits; see the next test")
+    created = run_node("ItemCreateNode", {"name": "a", "amount": decimal.Decimal(value)})
+    assert created["amount"] == decimal.Decimal(value)
+    assert run_node("ItemReadNode", {"id": created["id"]})["amount"] == decimal.Decimal(value)
+
+
+@pytest.mark.sqlite_only
+def test_sqlite_refuses_a_decimal_it_would_round(items):
+    error = refusal("ItemCreateNode", {"name": "a", "amount": decimal.Decimal("1234567.000000001")})
+    assert str(error) == (
+        "ItemCreateNode 'n': parameter 'amount' expects a Decimal of at most 15 significant "
+        "digits on sqlite, which stores Decimals as doubles; got 16 (1234567.000000001)"
+    )
+    created = run_node(
+        "ItemCreateNode", {"name": "a", "amount": decimal.Decimal("123456.000000001")}
+    )
+    assert created["amount"] == decimal.Decimal("123456.000000001")
