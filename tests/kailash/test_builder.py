@@ -35,6 +35,28 @@ def test_duplicate_node_id_is_refused():
         builder.build()
 
 
+@pytest.mark.parametrize("node_id", ["", " ", "\t\n", "a\x00b", "\x00"])
+def test_node_ids_without_a_visible_character_or_with_nul_are_refused(node_id):
+    builder = WorkflowBuilder()
+    with pytest.raises(WorkflowValidationError) as info:
+        builder.add_node(Echo, node_id)
+    assert str(info.value) == (
+        f"node id must be a string with a visible character and no NUL, got {node_id!r}"
+    )
+    assert builder.nodes == []
+    assert builder.add_node(Echo, " padded ") == " padded "
+
+
+def test_templates_are_found_in_values_nested_past_the_recursion_limit():
+    deep: object = ["${other.value}"]
+    for _ in range(100_000):
+        deep = [deep]
+    builder = WorkflowBuilder()
+    builder.add_node(Echo, "a", {"value": {"x": deep}})
+    with pytest.raises(WorkflowValidationError, match=r"\$\{other\.value\}"):
+        builder.build()
+
+
 def test_connection_to_a_missing_node_is_refused():
     builder = WorkflowBuilder()
     builder.add_node(Echo, "a")

@@ -3,34 +3,54 @@
 from __future__ import annotations
 
 import datetime as dt
-import decimal
 import difflib
 import itertools
+import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from operator import itemgetter
 from typing import Any, NamedTuple
 
 from dataflow.errors import ValidationError
 from dataflow.models.spec import ModelSpec
-from dataflow.models.types import Refused
+from dataflow.models.types import INT64, Refused, encodable
 
 Checker = Callable[[Any], Any]
 Row = dict[str, Any]
 
-#: Field kinds whose checker returns a value of exactly this type unchanged: such values
-#: skip the checker (the common case, and the one that keeps big imports fast).
-_AS_IS: dict[str, type] = {
-    "str": str,
-    "int": int,
-    "float": float,
-    "bool": bool,
-    "Decimal": decimal.Decimal,
-    "date": dt.date,
+
+def _in_int64(values: list[int]) -> bool:
+    return min(values) >= INT64.start and max(values) < INT64.stop
+
+
+def _finite(values: list[float]) -> bool:
+    return all(map(math.isfinite, values))
+
+
+def _text(values: list[str]) -> bool:
+    return encodable("".join(values))
+
+
+def _any(values: list[Any]) -> bool:
+    return True
+
+
+#: Field kinds whose checker returns a value of exactly this type unchanged when the test
+#: beside it passes for the value's whole column; such columns skip the checker (the common
+#: case, and the one that keeps big imports fast). Decimals always go through theirs.
+_AS_IS: dict[str, tuple[type, Callable[[list[Any]], bool]]] = {
+    "str": (str, _text),
+    "int": (int, _in_int64),
+    "float": (float, _finite),
+    "bool": (bool, _any),
+    "date": (dt.date, _any),
 }
 
 
 class _NeverExact:
     """A type no value has, for fields whose values always go through their checker."""
+
+
+_ALWAYS_CHECK = (_NeverExact, _any)
 
 
 class BadRow(Exception):
@@ -70,7 +90,7 @@ class RowChecker:
         #: Whether a row must carry a field besides the required ones (an update's changes).
         self.changes = changes
         self._checks = {
-            name: (_AS_IS.get(spec.fields[name].type.name, _NeverExact), check)
+            name: (*_AS_IS.get(spec.fields[name].type.name, _ALWAYS_CHECK), check)
             for name, check in checkers.items()
         }
         # Which keys a row carries decides whether it is acceptable; decide once per key set.
@@ -91,10 +111,13 @@ class RowChecker:
         rows = list(map(dict.copy, raws))
         bad: dict[int, BadRow] = {}
         for name in keys:
-            exact, check = self._checks[name]
+            exact, fine, check = self._checks[name]
             values = list(map(itemgetter(name), rows))
-            if set(map(type, values)) == {exact}:
+            kinds = set(map(type, values))
+            if kinds == {exact} and fine(values):
                 continue
+            if exact in kinds and not fine([v for v in values if type(v) is exact]):
+                exact = _NeverExact  # some value is out of bounds: the checker says which
             for position, value in enumerate(values):
                 if type(value) is exact or position in bad:
                     continue
@@ -136,8 +159,8 @@ class RowChecker:
         checks = self._checks
         row = {}
         for name, value in raw.items():
-            exact, check = checks[name]
-            if type(value) is not exact:
+            exact, fine, check = checks[name]
+            if type(value) is not exact or not fine([value]):
                 try:
                     value = check(value)
                 except Refused as exc:

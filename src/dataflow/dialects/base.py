@@ -73,6 +73,9 @@ class Dialect:
     #: Transactions can be prepared and finished later, by another session (two-phase commit).
     two_phase: ClassVar[bool] = False
 
+    #: Significant digits a Decimal keeps, where fewer than its declared precision.
+    decimal_significant: ClassVar[int | None] = None
+
     # -- filters and sorts --------------------------------------------------------------
     #: What a translated ``$regex`` starts with (flags) and how it says "end of text".
     regex_flags: ClassVar[str] = ""

@@ -55,6 +55,7 @@ class MySQL(Dialect):
         return dialect.type_descriptor(mysql.DATETIME(fsp=6))
 
     def decimal_type(self, dialect: SADialect) -> sa.types.TypeEngine[Any]:
+        # DataFlow's Decimal contract (ExactDecimal.PRECISION and SCALE) is this column's.
         return dialect.type_descriptor(sa.Numeric(38, 10))
 
     def cannot_prepare(self, conn: Connection) -> str | None:

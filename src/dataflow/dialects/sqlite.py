@@ -46,6 +46,7 @@ class SQLite(Dialect):
     regex_flags = "(?s)"
     regex_end = r"\Z"
     like_by_glob = True
+    decimal_significant = 15  # Decimals are stored as doubles
 
     def engine_options(self, memory: bool, pool: dict[str, Any]) -> dict[str, Any]:
         options: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}

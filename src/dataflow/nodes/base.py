@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from dataflow.errors import InvalidFilterError, ValidationError
 from dataflow.models.spec import ModelSpec
-from dataflow.models.types import Refused
+from dataflow.models.types import INT64, Refused
 from kailash.nodes.base import Node, find_template
 from kailash.nodes.registry import NAMESPACE_PARAM
 
@@ -173,15 +173,15 @@ def check_bool(value: Any) -> bool:
 
 
 def check_count(value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < INT64.stop:
         return value
-    raise Refused(f"a non-negative int, got {value!r}")
+    raise Refused(f"a non-negative int below 2**63, got {value!r}")
 
 
 def check_positive(value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < INT64.stop:
         return value
-    raise Refused(f"a positive int, got {value!r}")
+    raise Refused(f"a positive int below 2**63, got {value!r}")
 
 
 def check_optional_count(value: Any) -> int | None:
@@ -205,11 +205,13 @@ def check_names(valid: Iterable[str], what: str = "field") -> Checker:
         names = [value] if isinstance(value, str) else value
         if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
             raise Refused(f"a list of {what} names, got {type(value).__name__}")
-        for name in names:
+        for i, name in enumerate(names):
             if name not in allowed:
                 hint = difflib.get_close_matches(name, allowed, n=1)
                 extra = f" (did you mean '{hint[0]}'?)" if hint else ""
                 raise Refused(f"{what} names from {', '.join(allowed)}; '{name}' is not one{extra}")
+            if name in names[:i]:
+                raise Refused(f"each {what} name once; '{name}' is named twice")
         return list(names)
 
     return check

@@ -49,8 +49,8 @@ def _params(checks: dict[str, Checker], spec: ModelSpec, required: tuple[str, ..
 def generate_nodes(store: Store, spec: ModelSpec) -> list[type[DataFlowNode]]:
     """The node classes of one model, bound to ``store``."""
     pk = spec.fields[spec.primary_key]
-    pk_check = field_checker(pk)
-    values = {n: field_checker(f) for n, f in spec.writable.items()}
+    pk_check = field_checker(pk, store.dialect)
+    values = {n: field_checker(f, store.dialect) for n, f in spec.writable.items()}
     changes = {n: c for n, c in values.items() if n != spec.primary_key}
     namespace = ModelNamespace(store.models, store.dialect, spec)
     by_pk = [namespace.operands[spec.primary_key]]

@@ -4,19 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
+from dataflow.dialects import Dialect
 from dataflow.features.soft_delete import SoftDelete
 from dataflow.features.tenancy import Tenancy
 from dataflow.models.spec import FieldSpec, ModelSpec
-from dataflow.models.types import Refused
+from dataflow.models.types import Refused, decimal_checker
 from dataflow.nodes.base import Checker, check_bool, check_names
 from dataflow.query.filters import compile_filter
 from dataflow.query.memo import Memo
 from dataflow.query.namespace import ModelNamespace
 
 
-def field_checker(field: FieldSpec) -> Checker:
-    """Coerce a value to the field's type; None only where the field is nullable."""
+def field_checker(field: FieldSpec, dialect: Dialect) -> Checker:
+    """Coerce a value to the field's type as ``dialect`` stores it; None only where nullable."""
     coerce = field.type.coerce
+    if field.type.name == "Decimal":
+        as_decimal, fits = coerce, decimal_checker(dialect)
+
+        def coerce(value: Any) -> Any:
+            return fits(as_decimal(value))
+
     if field.nullable:
         return lambda value: None if value is None else coerce(value)
 

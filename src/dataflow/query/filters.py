@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from dataflow.dialects import Dialect
 from dataflow.errors import InvalidFilterError
 from dataflow.features.tenancy import filter_tenant
+from dataflow.models.types import MAX_DEPTH, check_nesting
 from dataflow.query import operators
 from dataflow.query.namespace import Hop, Namespace, Operand
 from dataflow.query.operators import refused, suggest
@@ -130,6 +131,12 @@ def compile_filter(namespace: Namespace, where: Any, path: str = "filter") -> Fi
         return MATCH_ALL
     if isinstance(where, Filter):
         return where
+    if check_nesting(where) is not None:
+        raise refused(
+            path,
+            f"a filter nests at most {MAX_DEPTH} levels deep (each dict and list is one); "
+            "flatten it, e.g. one $and over many conditions instead of $and inside $and",
+        )
     return Filter(_conditions(namespace, where, path, negate=False))
 
 

@@ -11,27 +11,32 @@ import decimal
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any, Generic, TypeVar
 
+from dataflow.models.types import MAX_DEPTH
+
 T = TypeVar("T")
 _SCALARS = (str, int, float, bool, decimal.Decimal, dt.date, dt.time, type(None))
 
 
-def freeze(value: Any) -> Hashable | None:
+def freeze(value: Any, depth: int = 0) -> Hashable | None:
     """A hashable stand-in that tells apart values the checks could tell apart, else None.
 
-    Types are part of it, so ``1``, ``1.0`` and ``True`` differ.
+    Types are part of it, so ``1``, ``1.0`` and ``True`` differ. A value nested deeper than
+    any check accepts gets None, so the check sees it (and refuses it).
     """
     if isinstance(value, _SCALARS):
         return (type(value), value)
+    if depth >= MAX_DEPTH:
+        return None
     if isinstance(value, Mapping):
         items = []
         for key, item in value.items():
-            frozen = freeze(item)
+            frozen = freeze(item, depth + 1)
             if frozen is None or not isinstance(key, str):
                 return None
             items.append((key, frozen))
         return (dict, tuple(items))
     if isinstance(value, list | tuple):
-        frozen_items = tuple(freeze(item) for item in value)
+        frozen_items = tuple(freeze(item, depth + 1) for item in value)
         return None if None in frozen_items else (list, frozen_items)
     return None
 

@@ -20,7 +20,7 @@ from sqlalchemy.sql import operators as sql_operators
 
 from dataflow.dialects import Dialect
 from dataflow.errors import InvalidFilterError
-from dataflow.models.types import Refused
+from dataflow.models.types import Refused, encodable
 from dataflow.query import strings
 from dataflow.query.namespace import Operand
 from dataflow.query.regex import RegexError, parse_regex
@@ -82,6 +82,10 @@ def _items(value: Any, at: str, length: int | None = None) -> list[Any]:
 def _text(value: Any, at: str) -> str:
     if not isinstance(value, str):
         raise refused(at, f"expects a str, got {type(value).__name__}")
+    if not encodable(value):
+        raise refused(
+            at, "expects a str without lone surrogates (\\ud800-\\udfff); this one holds one"
+        )
     return value
 
 

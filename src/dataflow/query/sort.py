@@ -161,7 +161,7 @@ def compile_sort(
 
 
 def _direction(value: Any, at: str) -> bool:
-    if isinstance(value, bool) or value not in _DIRECTIONS:
+    if isinstance(value, bool) or not isinstance(value, int | str) or value not in _DIRECTIONS:
         raise refused(at, f"direction must be 1, -1, 'asc' or 'desc', got {value!r}")
     return _DIRECTIONS[value]
 
@@ -178,6 +178,9 @@ def _sort_keys(item: Any, at: str) -> list[tuple[str, bool]]:
                     f"unexpected key(s) {', '.join(sorted(map(str, extra)))}; use "
                     "{'field': name, 'direction': 'asc' | 'desc'}",
                 )
-            return [(str(item["field"]), _direction(item.get("direction", "asc"), at))]
+            name = item["field"]
+            if not isinstance(name, str):
+                raise refused(at, f"'field' names a field (a str), got {type(name).__name__}")
+            return [(name, _direction(item.get("direction", "asc"), at))]
         return [(str(name), _direction(value, f"{at}.{name}")) for name, value in item.items()]
     raise refused(at, f"a sort key is a str or a dict, got {type(item).__name__}")

@@ -33,20 +33,21 @@ class NodeParameter:
 
 
 def find_template(value: Any) -> str | None:
-    """Return the first ``${...}`` template inside a literal value, if any."""
-    if isinstance(value, str):
-        match = _TEMPLATE.search(value)
-        return match.group(0) if match else None
-    if isinstance(value, Mapping):
-        for item in value.values():
-            found = find_template(item)
-            if found:
-                return found
-    elif isinstance(value, list | tuple):
-        for item in value:
-            found = find_template(item)
-            if found:
-                return found
+    """Return the first ``${...}`` template inside a literal value, if any.
+
+    Walks without recursion: a value nested 100,000 deep is searched, not a RecursionError.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            match = _TEMPLATE.search(item)
+            if match:
+                return match.group(0)
+        elif isinstance(item, Mapping):
+            stack.extend(reversed(list(item.values())))
+        elif isinstance(item, list | tuple):
+            stack.extend(reversed(item))
     return None
 
 

@@ -31,8 +31,10 @@ class WorkflowBuilder:
         if node_id is None:
             base = node_type if isinstance(node_type, str) else node_type.__name__
             node_id = f"{base}_{len(self._nodes) + 1}"
-        if not isinstance(node_id, str) or not node_id:
-            raise WorkflowValidationError(f"node id must be a non-empty string, got {node_id!r}")
+        if not isinstance(node_id, str) or not node_id.strip() or "\x00" in node_id:
+            raise WorkflowValidationError(
+                f"node id must be a string with a visible character and no NUL, got {node_id!r}"
+            )
         if params is not None and not isinstance(params, Mapping):
             raise WorkflowValidationError(
                 f"node '{node_id}': params must be a dict, got {type(params).__name__}", node_id
