@@ -145,7 +145,14 @@ class Nexus:
         """The ASGI app ``run()`` serves: REST when enable_api, MCP at /mcp when enable_mcp."""
         from nexus.channels.rest import build_api
 
-        return build_api(self)
+        return build_api(
+            self.service,
+            title=self.title,
+            auto_generate_endpoints=self.auto_generate_endpoints,
+            serve_operations=self.enable_api,
+            metrics=self.metrics,
+            mcp_server=self.mcp.server if self.enable_mcp else None,
+        )
 
     def run(self, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
         """Serve the API with uvicorn until interrupted (``options`` go to ``uvicorn.run``).

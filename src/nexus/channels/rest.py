@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from starlette.routing import Route
@@ -12,19 +12,28 @@ from starlette.routing import Route
 from kailash.servers.gateway.rest import build_app
 
 if TYPE_CHECKING:
-    from nexus.app import Nexus
+    from kailash.servers.gateway.metrics import Metrics
+    from kailash.servers.gateway.service import GatewayService
 
 
-def build_api(nexus: Nexus) -> FastAPI:
-    """The ASGI app Nexus serves."""
-    if not nexus.enable_mcp:
-        return build_app(
-            nexus.service,
-            title=nexus.title,
-            auto_generate_endpoints=nexus.auto_generate_endpoints,
-            serve_operations=nexus.enable_api,
-            metrics=nexus.metrics,
-        )
+def build_api(
+    service: GatewayService,
+    *,
+    title: str,
+    auto_generate_endpoints: bool,
+    serve_operations: bool,
+    metrics: Metrics | None,
+    mcp_server: Any = None,
+) -> FastAPI:
+    """The ASGI app Nexus serves: the gateway's routes, and ``mcp_server`` at /mcp if given."""
+    options: dict[str, Any] = {
+        "title": title,
+        "auto_generate_endpoints": auto_generate_endpoints,
+        "serve_operations": serve_operations,
+        "metrics": metrics,
+    }
+    if mcp_server is None:
+        return build_app(service, **options)
     from mcp.server.streamable_http_manager import (
         StreamableHTTPASGIApp,
         StreamableHTTPSessionManager,
@@ -32,20 +41,13 @@ def build_api(nexus: Nexus) -> FastAPI:
 
     # Stateless: each POST carries a whole exchange, so any worker can answer it and no session
     # outlives its request; tool calls authenticate from that request's headers.
-    manager = StreamableHTTPSessionManager(app=nexus.mcp.server, stateless=True, json_response=True)
+    manager = StreamableHTTPSessionManager(app=mcp_server, stateless=True, json_response=True)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with manager.run():
             yield
 
-    app = build_app(
-        nexus.service,
-        title=nexus.title,
-        auto_generate_endpoints=nexus.auto_generate_endpoints,
-        serve_operations=nexus.enable_api,
-        metrics=nexus.metrics,
-        lifespan=lifespan,
-    )
+    app = build_app(service, **options, lifespan=lifespan)
     app.router.routes.append(Route("/mcp", endpoint=StreamableHTTPASGIApp(manager)))
     return app

@@ -19,7 +19,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kailash.servers.gateway.changes import add_change_route
+from kailash.servers.gateway.change_socket import add_change_route
 from kailash.servers.gateway.errors import GatewayError
 from kailash.servers.gateway.metrics import Metrics, RequestMetrics
 from kailash.servers.gateway.routes import guard, model_routes
