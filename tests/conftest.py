@@ -149,6 +149,6 @@ def _own_node_types() -> Iterator[None]:
     """
     from kailash.nodes.registry import default_registry
 
-    spaced = {name: dict(spaces) for name, spaces in default_registry._spaced.items()}
+    spaced = dict(default_registry._spaced)
     yield
     default_registry._spaced = spaced

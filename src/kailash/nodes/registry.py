@@ -27,7 +27,9 @@ class NodeRegistry:
 
     def __init__(self) -> None:
         self._types: dict[str, type[Node]] = {}
-        self._spaced: dict[str, dict[str, list[type[Node]]]] = {}
+        #: Namespaced names -> their (namespace, class) entries; each tuple is replaced whole
+        #: under the lock, so a lookup reads one without taking it.
+        self._spaced: dict[str, tuple[tuple[str, type[Node]], ...]] = {}
         self._lock = threading.RLock()
         self._retired: deque[tuple[str, dict[str, type[Node]]]] = deque()
 
@@ -71,9 +73,9 @@ class NodeRegistry:
                     )
                 # Owners that share a name each keep their class; the owner itself refuses to
                 # define one name twice.
-                spaces = self._spaced.setdefault(key, {})
-                others = [c for c in spaces.get(namespace, []) if c is not cls]
-                spaces[namespace] = [*others, cls]
+                entries = self._spaced.get(key, ())
+                if (namespace, cls) not in entries:
+                    self._spaced[key] = (*entries, (namespace, cls))
             if not cls.type_name:
                 cls.type_name = key
         return key
@@ -96,13 +98,10 @@ class NodeRegistry:
         while self._retired:
             namespace, classes = self._retired.popleft()
             for name, cls in classes.items():
-                spaces = self._spaced.get(name, {})
-                kept = [c for c in spaces.get(namespace, []) if c is not cls]
+                kept = tuple(e for e in self._spaced.get(name, ()) if e != (namespace, cls))
                 if kept:
-                    spaces[namespace] = kept
+                    self._spaced[name] = kept
                 else:
-                    spaces.pop(namespace, None)
-                if not spaces:
                     self._spaced.pop(name, None)
 
     def get(self, name: str, namespace: str | None = None) -> type[Node]:
@@ -143,21 +142,21 @@ class NodeRegistry:
         """Whether ``namespace`` defines the node type ``name``."""
         return isinstance(namespace, str) and bool(self._candidates(name, namespace))
 
-    def _candidates(self, name: str, namespace: str | None) -> list[tuple[str, type[Node]]]:
-        with self._lock:
-            self._drain()
-            spaces = self._spaced.get(name, {})
-            return [
-                (space, cls)
-                for space, classes in spaces.items()
-                if namespace is None or space == namespace
-                for cls in classes
-            ]
+    def _entries(self, name: str) -> tuple[tuple[str, type[Node]], ...]:
+        if self._retired:
+            with self._lock:
+                self._drain()
+        return self._spaced.get(name, ())
+
+    def _candidates(self, name: str, namespace: str | None) -> tuple[tuple[str, type[Node]], ...]:
+        entries = self._entries(name)
+        if namespace is None:
+            return entries
+        return tuple(e for e in entries if e[0] == namespace)
 
     def _live(self, name: str) -> list[str]:
-        with self._lock:
-            self._drain()
-            return list(self._spaced.get(name, {}))
+        """The namespaces defining ``name``, each once, in the order they did."""
+        return list(dict.fromkeys(space for space, _ in self._entries(name)))
 
     def _owners(self, name: str) -> str:
         return ", ".join(f"'{s}'" for s in sorted(self._live(name)))
