@@ -109,7 +109,7 @@ class NodeRegistry:
         found = self._types.get(name)
         if found is not None:
             return found
-        candidates = self._candidates(name, namespace)
+        candidates = self._entries(name) if namespace is None else self._candidates(name, namespace)
         if len(candidates) == 1:
             return candidates[0][1]
         if candidates:
@@ -138,9 +138,13 @@ class NodeRegistry:
             "kailash.nodes.registry.default_registry.names()."
         )
 
-    def defines(self, name: str, namespace: object) -> bool:
+    def defines(self, name: object, namespace: object) -> bool:
         """Whether ``namespace`` defines the node type ``name``."""
-        return isinstance(namespace, str) and bool(self._candidates(name, namespace))
+        return (
+            isinstance(name, str)
+            and isinstance(namespace, str)
+            and bool(self._candidates(name, namespace))
+        )
 
     def _entries(self, name: str) -> tuple[tuple[str, type[Node]], ...]:
         if self._retired:

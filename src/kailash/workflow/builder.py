@@ -112,7 +112,7 @@ class WorkflowBuilder:
             # A namespace picked the class; a node that does not take the parameter itself
             # has no further use for it.
             namespace = params.get(NAMESPACE_PARAM)
-            picked = isinstance(node_type, str) and registry.defines(node_type, namespace)
+            picked = namespace is not None and registry.defines(node_type, namespace)
             if picked and not classes[node_id].accepts(NAMESPACE_PARAM):
                 configs[node_id] = {k: v for k, v in params.items() if k != NAMESPACE_PARAM}
         steps = []
