@@ -54,7 +54,8 @@ def create_engine(dialect: Dialect, target: DatabaseTarget, config: DataFlowConf
     """The engine of ``target``, its connections set up as ``dialect`` needs."""
     _check_driver(dialect)
     options = dialect.engine_options(target.memory, _pool_options(config))
-    engine = sa.create_engine(target.url, echo=config.echo, **options)
+    # Statement parameters are row values: never in an error message or a log line.
+    engine = sa.create_engine(target.url, echo=config.echo, hide_parameters=True, **options)
     dialect.prepare_engine(engine, target.memory)
     return engine
 

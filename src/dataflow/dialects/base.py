@@ -118,6 +118,13 @@ class Dialect:
         """``expr`` lower-cased character by character, for case-insensitive matching."""
         return sa.func.lower(expr)
 
+    def checked_arithmetic(
+        self, expr: sa.ColumnElement[Any], column: sa.Column[Any]
+    ) -> sa.ColumnElement[Any]:
+        """``expr``, the new value of ``column`` from ``$inc``/``$multiply``, refused when it
+        leaves the column's range (the servers refuse it themselves)."""
+        return expr
+
     def decimal_sum(self, expr: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
         """The exact sum of a Decimal column."""
         return sa.func.sum(expr)

@@ -91,6 +91,14 @@ class SQLite(Dialect):
         # SQLite's lower() only folds ASCII.
         return getattr(sa.func, sqlite_functions.FOLD)(expr)
 
+    def checked_arithmetic(
+        self, expr: sa.ColumnElement[Any], column: sa.Column[Any]
+    ) -> sa.ColumnElement[Any]:
+        # An integer that overflows becomes a float, a float an infinity; both are refused.
+        integral = isinstance(column.type, sa.Integer)
+        checked = getattr(sa.func, sqlite_functions.CHECKED)
+        return checked(expr, column.name, int(integral), type_=column.type)
+
     def decimal_sum(self, expr: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
         # Decimals are stored as doubles; SUM would add them as doubles and drift.
         return getattr(sa.func, sqlite_functions.DECIMAL_SUM)(expr, type_=expr.type)

@@ -1,17 +1,51 @@
 """Functions DataFlow adds to every SQLite connection, for what SQLite lacks and servers have.
 
 (``REGEXP``, for ``$regex``, is Python's ``re``, registered by SQLAlchemy's pysqlite dialect.)
+``dataflow_checked`` refuses arithmetic that leaves a column's range, where SQLite would store
+a float in an integer column or an infinity.
 """
 
 from __future__ import annotations
 
 import decimal
+import math
 import sqlite3
+import threading
+from dataclasses import dataclass
 
 #: Unicode lower case for ``$ilike``; SQLite's ``lower()`` only folds ASCII.
 FOLD = "dataflow_lower"
 #: ``$sum`` of a Decimal field: exact, where SUM would add doubles and drift.
 DECIMAL_SUM = "dataflow_decimal_sum"
+#: ``dataflow_checked(value, column, integral)``: the value, or a refusal when out of range.
+CHECKED = "dataflow_checked"
+#: What sqlite3 reports for any exception a Python function raises.
+RAISED = "user-defined function raised exception"
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a DataFlow function refused a value: sqlite3 keeps only ``RAISED``."""
+
+    sqlstate: str
+    reason: str
+
+
+# sqlite3 runs a function in the thread that runs the statement, so the reason waits there
+# for the error translation (database/driver_errors.py) to take it.
+_refused = threading.local()
+
+
+def take_refusal() -> Refusal | None:
+    """The reason of the last refusal in this thread, once."""
+    refusal: Refusal | None = getattr(_refused, "value", None)
+    _refused.value = None
+    return refusal
+
+
+def _refuse(sqlstate: str, reason: str) -> ValueError:
+    _refused.value = Refusal(sqlstate, reason)
+    return ValueError(reason)
 
 
 def fold(value: str | None) -> str | None:
@@ -37,6 +71,20 @@ class DecimalSum:
         return None if self.total is None else float(self.total)
 
 
+def checked(value: float | None, column: str, integral: int) -> float | None:
+    """``value`` if ``column`` can hold it; SQLite turns an overflowing integer into a float."""
+    if value is None:
+        return None
+    if (integral and isinstance(value, float)) or not math.isfinite(value):
+        raise _refuse(
+            "22003",
+            f"the new value of '{column}' is out of range for its type "
+            f"({'a 64-bit integer' if integral else 'a finite double'})",
+        )
+    return value
+
+
 def register(conn: sqlite3.Connection) -> None:
     conn.create_function(FOLD, 1, fold, deterministic=True)
     conn.create_aggregate(DECIMAL_SUM, 1, DecimalSum)  # type: ignore[arg-type]  # float, not int
+    conn.create_function(CHECKED, 3, checked, deterministic=True)
