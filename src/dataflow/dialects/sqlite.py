@@ -43,8 +43,8 @@ class SQLite(Dialect):
     rows_from_cursor = True
     one_writer = True
     isolation_levels = False  # SQLite is serializable whatever the level
-    regex_flags = "(?s)"
-    regex_end = r"\Z"
+    regex_flags = "(?s)"  # REGEXP is RE2 (dialects/sqlite_functions.py)
+    regex_end = r"\z"
     like_by_glob = True
     decimal_significant = 15  # Decimals are stored as doubles
 

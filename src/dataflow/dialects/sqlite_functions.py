@@ -1,17 +1,21 @@
 """Functions DataFlow adds to every SQLite connection, for what SQLite lacks and servers have.
 
-(``REGEXP``, for ``$regex``, is Python's ``re``, registered by SQLAlchemy's pysqlite dialect.)
-``dataflow_checked`` refuses arithmetic that leaves a column's range, where SQLite would store
-a float in an integer column or an infinity.
+``REGEXP`` (for ``$regex``) is RE2, which matches in time linear in the text whatever the
+pattern: Python's backtracking ``re``, which SQLAlchemy would register, takes exponential time
+on patterns like ``^(a+)+$``. ``dataflow_checked`` refuses arithmetic that leaves a column's
+range, where SQLite would store a float in an integer column or an infinity.
 """
 
 from __future__ import annotations
 
 import decimal
+import functools
 import math
 import sqlite3
 import threading
 from dataclasses import dataclass
+
+import re2
 
 #: Unicode lower case for ``$ilike``; SQLite's ``lower()`` only folds ASCII.
 FOLD = "dataflow_lower"
@@ -21,6 +25,8 @@ DECIMAL_SUM = "dataflow_decimal_sum"
 CHECKED = "dataflow_checked"
 #: What sqlite3 reports for any exception a Python function raises.
 RAISED = "user-defined function raised exception"
+#: RE2's memory for one compiled pattern (its default, 8 MiB, refuses large counted repeats).
+_REGEX_MEMORY = 64 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +77,29 @@ class DecimalSum:
         return None if self.total is None else float(self.total)
 
 
+@functools.lru_cache(maxsize=256)
+def _compiled(pattern: str) -> re2._Regexp:
+    options = re2.Options()
+    options.max_mem = _REGEX_MEMORY
+    options.log_errors = False
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise _refuse(
+            "2201B",
+            f"the $regex pattern is too large for SQLite's regular expression engine "
+            f"({reason}); use smaller counted repeats",
+        ) from None
+
+
+def regexp(pattern: str, value: str | None) -> bool | None:
+    """``value REGEXP pattern``: whether RE2 finds ``pattern`` in ``value`` (NULL stays NULL)."""
+    if value is None:
+        return None
+    return _compiled(pattern).search(value) is not None
+
+
 def checked(value: float | None, column: str, integral: int) -> float | None:
     """``value`` if ``column`` can hold it; SQLite turns an overflowing integer into a float."""
     if value is None:
@@ -87,4 +116,5 @@ def checked(value: float | None, column: str, integral: int) -> float | None:
 def register(conn: sqlite3.Connection) -> None:
     conn.create_function(FOLD, 1, fold, deterministic=True)
     conn.create_aggregate(DECIMAL_SUM, 1, DecimalSum)  # type: ignore[arg-type]  # float, not int
+    conn.create_function("regexp", 2, regexp, deterministic=True)
     conn.create_function(CHECKED, 3, checked, deterministic=True)
