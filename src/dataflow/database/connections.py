@@ -39,12 +39,14 @@ def _check_driver(dialect: Dialect) -> None:
         ) from exc
 
 
-def _pool_options(config: DataFlowConfig) -> dict[str, Any]:
+def _pool_options(dialect: Dialect, config: DataFlowConfig) -> dict[str, Any]:
+    pre_ping = config.pool_pre_ping
     return {
         "pool_size": config.pool_size,
         "max_overflow": config.pool_max_overflow,
         "pool_recycle": config.pool_recycle,
-        "pool_pre_ping": config.pool_pre_ping,
+        # A server may drop idle connections (a failover, a restart, an idle timeout).
+        "pool_pre_ping": not dialect.embedded if pre_ping is None else pre_ping,
         "pool_reset_on_return": config.pool_reset_on_return,
         "pool_timeout": config.pool_timeout,
     }
@@ -53,7 +55,7 @@ def _pool_options(config: DataFlowConfig) -> dict[str, Any]:
 def create_engine(dialect: Dialect, target: DatabaseTarget, config: DataFlowConfig) -> Engine:
     """The engine of ``target``, its connections set up as ``dialect`` needs."""
     _check_driver(dialect)
-    options = dialect.engine_options(target.memory, _pool_options(config))
+    options = dialect.engine_options(target.memory, _pool_options(dialect, config))
     # Statement parameters are row values: never in an error message or a log line.
     engine = sa.create_engine(target.url, echo=config.echo, hide_parameters=True, **options)
     dialect.prepare_engine(engine, target.memory)
