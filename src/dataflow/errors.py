@@ -112,6 +112,13 @@ class DatabaseError(DataFlowError):
         self.driver_error = driver_error
 
 
+class DatabaseConnectionError(DatabaseError, ConnectionError):
+    """The database server could not be reached or refused the login.
+
+    Its message names the host, port, database and user, never the password.
+    """
+
+
 class IntegrityError(DatabaseError):
     """A constraint (unique, not-null, foreign key, check) refused a write."""
 

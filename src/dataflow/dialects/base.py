@@ -41,6 +41,8 @@ class Dialect:
 
     #: SQLAlchemy's name for the backend.
     name: ClassVar[str] = ""
+    #: Its name for people, in messages.
+    title: ClassVar[str] = ""
     #: The URL schemes that mean this backend, and the SQLAlchemy driver DataFlow uses for it.
     schemes: ClassVar[tuple[str, ...]] = ()
     driver_name: ClassVar[str] = ""

@@ -35,6 +35,7 @@ _in_memory_lock = threading.Lock()
 
 class SQLite(Dialect):
     name = "sqlite"
+    title = "SQLite"
     schemes = ("sqlite", "sqlite+pysqlite")
     driver_name = "sqlite"
     embedded = True
