@@ -91,7 +91,9 @@ def read(orig: BaseException | None) -> Reading:
         name = next((m.group(1) for p in _MYSQL_NAMES if (m := p.search(text))), None)
         return Reading(_MYSQL_STATES.get(errno), name, f"({errno}) {text}")
     text = str(orig).splitlines()[0] if str(orig) else type(orig).__name__
-    if text == sqlite_functions.RAISED:  # a DataFlow function of the SQLite connection refused
+    if text in (sqlite_functions.RAISED, sqlite_functions.INTERRUPTED):
+        # A DataFlow function of the SQLite connection refused a value, or its regex budget
+        # stopped the statement (an interrupt has other causes too: then there is no reason).
         # The reason waits in this thread once; the error keeps it for later readings.
         if not hasattr(orig, "dataflow_refusal"):
             setattr(orig, "dataflow_refusal", sqlite_functions.take_refusal())  # noqa: B010

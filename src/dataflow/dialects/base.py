@@ -120,6 +120,10 @@ class Dialect:
         """``expr`` lower-cased character by character, for case-insensitive matching."""
         return sa.func.lower(expr)
 
+    def regex_match(self, expr: sa.ColumnElement[Any], pattern: str) -> sa.ColumnElement[bool]:
+        """Whether ``pattern`` (rendered for this backend) is found in ``expr``."""
+        return expr.regexp_match(pattern)
+
     def checked_arithmetic(
         self, expr: sa.ColumnElement[Any], column: sa.Column[Any]
     ) -> sa.ColumnElement[Any]:

@@ -65,3 +65,20 @@ def test_a_pattern_too_large_for_re2_is_refused_with_what_to_change(notes):
     assert error.sqlstate == "2201B"  # PostgreSQL's invalid_regular_expression
     assert "too large for SQLite's regular expression engine" in str(error)
     assert "use smaller counted repeats" in str(error)
+
+
+@pytest.mark.sqlite_only
+def test_a_regex_query_past_its_time_budget_is_stopped_with_a_clear_error(notes, monkeypatch):
+    from dataflow.dialects import sqlite_functions
+
+    rows = [{"text": f"note {i}"} for i in range(3000)]
+    run_node("NoteBulkCreateNode", {"data": rows})
+    monkeypatch.setattr(sqlite_functions, "REGEX_BUDGET", 0.0)
+    error = failure("NoteListNode", {"filter": {"text": {"$regex": "^note 29"}}})
+    assert isinstance(error, DatabaseError)
+    assert error.sqlstate == "57014"
+    assert "a $regex query ran past its 0 s budget on SQLite and was stopped" in str(error)
+    # Statements without a $regex have no budget; the connection goes on working.
+    assert run_node("NoteCountNode", {"filter": {"text": {"$like": "note 29%"}}})["count"] == 111
+    monkeypatch.setattr(sqlite_functions, "REGEX_BUDGET", 10.0)
+    assert len(matching("^note 29")) == 111
