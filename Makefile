@@ -40,6 +40,7 @@ bench: setup
 	$(BIN)/python bench/bulk.py
 	$(BIN)/python bench/transactions.py
 	$(BIN)/python bench/query.py
+	$(BIN)/python bench/regex.py
 	$(BIN)/python bench/features.py
 
 bench-http: setup

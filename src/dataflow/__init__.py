@@ -3,6 +3,7 @@
 from dataflow.engine import DataFlow
 from dataflow.errors import (
     ConfigurationError,
+    DatabaseConnectionError,
     DatabaseError,
     DataFlowError,
     IntegrityError,
@@ -22,6 +23,7 @@ __all__ = [
     "ConfigurationError",
     "DataFlow",
     "DataFlowError",
+    "DatabaseConnectionError",
     "DatabaseError",
     "IntegrityError",
     "InvalidFilterError",

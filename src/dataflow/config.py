@@ -28,7 +28,9 @@ class DataFlowConfig:
     pool_size: int = 5
     pool_max_overflow: int = 10
     pool_recycle: int = -1
-    pool_pre_ping: bool = False
+    #: Test a pooled connection before handing it out (None: on for servers, off for SQLite),
+    #: so the first statement after a failover or an idle timeout does not fail.
+    pool_pre_ping: bool | None = None
     pool_reset_on_return: str | None = "rollback"
     pool_timeout: float = 30.0
     connection_pool_size: int | None = None

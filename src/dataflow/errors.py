@@ -84,14 +84,39 @@ class TenantIsolationError(DataFlowError, PermissionError):
 
 
 class DatabaseError(DataFlowError):
-    """The database refused a statement; the driver's error is ``__cause__``.
+    """The database refused a statement; what a program needs of the driver's error is kept.
+
+    ``sqlstate`` is the SQLSTATE of the refusal (on MariaDB and SQLite, which report codes of
+    their own, the standard one for what they said: 23505 unique, 23503 foreign key, 23502 not
+    null, 23514 check, 22001 too long, 22003 out of range), ``constraint`` the constraint the
+    database named (SQLite names the columns instead, as ``table.column``), ``driver_error``
+    the driver's exception class. The driver's exception itself is not chained: its message,
+    ``DETAIL`` line and statement parameters can hold row values.
 
     ``row`` is the index of the input row that a bulk operation found at fault, if any.
     """
 
-    def __init__(self, message: str, *, row: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        row: int | None = None,
+        sqlstate: str | None = None,
+        constraint: str | None = None,
+        driver_error: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.row = row
+        self.sqlstate = sqlstate
+        self.constraint = constraint
+        self.driver_error = driver_error
+
+
+class DatabaseConnectionError(DatabaseError, ConnectionError):
+    """The database server could not be reached or refused the login.
+
+    Its message names the host, port, database and user, never the password.
+    """
 
 
 class IntegrityError(DatabaseError):

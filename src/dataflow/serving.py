@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dataflow.errors import (
+    DatabaseError,
     IntegrityError,
     InvalidFilterError,
     NotFoundError,
@@ -71,4 +72,7 @@ def explain_error(error: BaseException) -> Problem | None:
         return Problem("conflict", str(error))
     if isinstance(error, TenantIsolationError):
         return Problem("forbidden", str(error))
+    if isinstance(error, DatabaseError) and (error.sqlstate or "").startswith("22"):
+        # SQLSTATE class 22, a data exception: a value out of range, too long, malformed.
+        return Problem("invalid", str(error))
     return None

@@ -514,7 +514,6 @@ class BulkRun:
 
     def _refused(self, index: int, exc: sa_exc.DBAPIError) -> None:
         error = translate(exc, f"{self.scope.label}: row {index}", index)
-        error.__cause__ = exc
         self._failed(index, describe(exc), None, error)
 
 

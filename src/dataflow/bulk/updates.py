@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from dataflow.dialects import Dialect
 from dataflow.features.base import Image, Scope
 from dataflow.models.spec import ModelSpec
 from dataflow.models.types import Refused
@@ -86,15 +87,17 @@ def update_checker(spec: ModelSpec, checkers: Mapping[str, Checker]) -> Checker:
     return check
 
 
-def column_values(table: sa.Table, changes: Mapping[str, Change]) -> dict[str, Any]:
+def column_values(
+    table: sa.Table, changes: Mapping[str, Change], dialect: Dialect
+) -> dict[str, Any]:
     """The SET clause of checked changes: values, or expressions on the current value."""
     values: dict[str, Any] = {}
     for name, (op, operand) in changes.items():
         column = table.c[name]
         if op == "$inc":
-            values[name] = column + operand
+            values[name] = dialect.checked_arithmetic(column + operand, column)
         elif op == "$multiply":
-            values[name] = column * operand
+            values[name] = dialect.checked_arithmetic(column * operand, column)
         else:
             values[name] = operand
     return values
@@ -115,7 +118,9 @@ def update_where(
     until none is left; ``max_rows`` stops after that many, lowest ids first. The statements
     share the caller's transaction.
     """
-    values = statements.stamp_update(column_values(statements.table, changes), scope)
+    values = statements.stamp_update(
+        column_values(statements.table, changes, statements.dialect), scope
+    )
     clauses = [*where, *statements.where(scope)]
     if batch is None and max_rows is None:
         return _update(conn, statements, scope, clauses, values)

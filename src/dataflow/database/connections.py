@@ -10,14 +10,17 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.engine import Dialect as SADialect
 
 from dataflow.config import DatabaseTarget, DataFlowConfig
 from dataflow.database.change_feed import ChangeEvent, ChangeFeed
+from dataflow.database.driver_errors import read
 from dataflow.database.locks import OwnerLock
 from dataflow.database.scope import find_transaction
 from dataflow.dialects import Dialect, dialect_named
-from dataflow.errors import ConfigurationError, TransactionError
+from dataflow.errors import ConfigurationError, DatabaseConnectionError, TransactionError
 from dataflow.monitoring import StatementMonitor
 
 if TYPE_CHECKING:
@@ -39,12 +42,14 @@ def _check_driver(dialect: Dialect) -> None:
         ) from exc
 
 
-def _pool_options(config: DataFlowConfig) -> dict[str, Any]:
+def _pool_options(dialect: Dialect, config: DataFlowConfig) -> dict[str, Any]:
+    pre_ping = config.pool_pre_ping
     return {
         "pool_size": config.pool_size,
         "max_overflow": config.pool_max_overflow,
         "pool_recycle": config.pool_recycle,
-        "pool_pre_ping": config.pool_pre_ping,
+        # A server may drop idle connections (a failover, a restart, an idle timeout).
+        "pool_pre_ping": not dialect.embedded if pre_ping is None else pre_ping,
         "pool_reset_on_return": config.pool_reset_on_return,
         "pool_timeout": config.pool_timeout,
     }
@@ -53,10 +58,54 @@ def _pool_options(config: DataFlowConfig) -> dict[str, Any]:
 def create_engine(dialect: Dialect, target: DatabaseTarget, config: DataFlowConfig) -> Engine:
     """The engine of ``target``, its connections set up as ``dialect`` needs."""
     _check_driver(dialect)
-    options = dialect.engine_options(target.memory, _pool_options(config))
-    engine = sa.create_engine(target.url, echo=config.echo, **options)
+    options = dialect.engine_options(target.memory, _pool_options(dialect, config))
+    # Statement parameters are row values: never in an error message or a log line.
+    engine = sa.create_engine(target.url, echo=config.echo, hide_parameters=True, **options)
+    _explain_connect_failures(engine, dialect)
     dialect.prepare_engine(engine, target.memory)
     return engine
+
+
+def _explain_connect_failures(engine: Engine, dialect: Dialect) -> None:
+    """A failed connection attempt raises DatabaseConnectionError naming where, with a hint."""
+    url = engine.url
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(
+        sa_dialect: SADialect, _record: Any, cargs: tuple[Any, ...], cparams: dict[str, Any]
+    ) -> Any:
+        try:
+            return sa_dialect.loaded_dbapi.connect(*cargs, **cparams)
+        except sa_dialect.loaded_dbapi.Error as exc:
+            error = connect_error(dialect, url, exc)
+        raise error from None
+
+
+def connect_error(dialect: Dialect, url: URL, exc: BaseException) -> DatabaseConnectionError:
+    """What went wrong connecting to ``url``: where, the driver's reason, and what to check."""
+    reason = " ".join(read(exc).text.split())
+    if url.password:
+        reason = reason.replace(str(url.password), "***")
+    if dialect.embedded:
+        where = f"the {dialect.title} database {url.database}"
+        hint = "Check that its folder exists and is writable, and the path in DATABASE_URL."
+    else:
+        port = url.port or dialect.default_port
+        user = f" as user '{url.username}'" if url.username else ""
+        where = f"{dialect.title} at {url.host or 'localhost'}:{port}, database '{url.database}'"
+        where += user
+        hint = (
+            "Is the server running and accepting connections there, and are the host, port, "
+            "database, user name and password in DATABASE_URL (or the URL given to DataFlow) "
+            "right?"
+        )
+    error = DatabaseConnectionError(
+        f"cannot connect to {where}: {reason}. {hint}",
+        sqlstate="08001",
+        driver_error=f"{type(exc).__module__}.{type(exc).__qualname__}",
+    )
+    error.__suppress_context__ = True
+    return error
 
 
 class Database:

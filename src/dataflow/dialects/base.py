@@ -41,6 +41,8 @@ class Dialect:
 
     #: SQLAlchemy's name for the backend.
     name: ClassVar[str] = ""
+    #: Its name for people, in messages.
+    title: ClassVar[str] = ""
     #: The URL schemes that mean this backend, and the SQLAlchemy driver DataFlow uses for it.
     schemes: ClassVar[tuple[str, ...]] = ()
     driver_name: ClassVar[str] = ""
@@ -117,6 +119,17 @@ class Dialect:
     def fold(self, expr: Any) -> sa.ColumnElement[Any]:
         """``expr`` lower-cased character by character, for case-insensitive matching."""
         return sa.func.lower(expr)
+
+    def regex_match(self, expr: sa.ColumnElement[Any], pattern: str) -> sa.ColumnElement[bool]:
+        """Whether ``pattern`` (rendered for this backend) is found in ``expr``."""
+        return expr.regexp_match(pattern)
+
+    def checked_arithmetic(
+        self, expr: sa.ColumnElement[Any], column: sa.Column[Any]
+    ) -> sa.ColumnElement[Any]:
+        """``expr``, the new value of ``column`` from ``$inc``/``$multiply``, refused when it
+        leaves the column's range (the servers refuse it themselves)."""
+        return expr
 
     def decimal_sum(self, expr: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
         """The exact sum of a Decimal column."""

@@ -22,6 +22,7 @@ log = logging.getLogger("dataflow.transactions")
 
 class MySQL(Dialect):
     name = "mysql"
+    title = "MySQL/MariaDB"
     schemes = ("mysql", "mariadb", "mysql+pymysql", "mariadb+pymysql")
     driver_name = "mysql+pymysql"
     driver_module = "pymysql"

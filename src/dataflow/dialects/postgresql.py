@@ -17,6 +17,7 @@ from dataflow.dialects.bulk import BulkLoader, Encoded, Row, RowRefused
 
 class PostgreSQL(Dialect):
     name = "postgresql"
+    title = "PostgreSQL"
     schemes = ("postgresql", "postgres", "postgresql+psycopg")
     driver_name = "postgresql+psycopg"
     driver_module = "psycopg"

@@ -35,6 +35,7 @@ _in_memory_lock = threading.Lock()
 
 class SQLite(Dialect):
     name = "sqlite"
+    title = "SQLite"
     schemes = ("sqlite", "sqlite+pysqlite")
     driver_name = "sqlite"
     embedded = True
@@ -43,8 +44,8 @@ class SQLite(Dialect):
     rows_from_cursor = True
     one_writer = True
     isolation_levels = False  # SQLite is serializable whatever the level
-    regex_flags = "(?s)"
-    regex_end = r"\Z"
+    regex_flags = "(?s)"  # REGEXP is RE2 (dialects/sqlite_functions.py)
+    regex_end = r"\z"
     like_by_glob = True
     decimal_significant = 15  # Decimals are stored as doubles
 
@@ -90,6 +91,20 @@ class SQLite(Dialect):
     def fold(self, expr: Any) -> sa.ColumnElement[Any]:
         # SQLite's lower() only folds ASCII.
         return getattr(sa.func, sqlite_functions.FOLD)(expr)
+
+    def regex_match(self, expr: sa.ColumnElement[Any], pattern: str) -> sa.ColumnElement[bool]:
+        # RE2 under a time budget; the start function runs once, as the statement begins.
+        start = getattr(sa.func, sqlite_functions.REGEX_START)(pattern, type_=sa.String)
+        match = getattr(sa.func, sqlite_functions.REGEX)
+        return match(start, expr, type_=sa.Boolean)
+
+    def checked_arithmetic(
+        self, expr: sa.ColumnElement[Any], column: sa.Column[Any]
+    ) -> sa.ColumnElement[Any]:
+        # An integer that overflows becomes a float, a float an infinity; both are refused.
+        integral = isinstance(column.type, sa.Integer)
+        checked = getattr(sa.func, sqlite_functions.CHECKED)
+        return checked(expr, column.name, int(integral), type_=column.type)
 
     def decimal_sum(self, expr: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
         # Decimals are stored as doubles; SUM would add them as doubles and drift.

@@ -1,11 +1,12 @@
 """``$regex`` patterns: one portable dialect of regular expressions, written out per backend.
 
-PostgreSQL (ARE), MariaDB (PCRE2) and Python's ``re`` (SQLite's REGEXP) agree on literals,
-``.``, classes, anchors, groups, alternation and counted repeats once three differences are
-pinned down: ``.`` matches a newline everywhere, ``$`` is the end of the text (not "before a
-final newline"), and ``\\d \\w \\s`` are their ASCII classes. Whatever they do not agree on
-(backreferences, lookaround, ``\\b``, inline flags, POSIX classes) is refused, so one pattern
-never answers differently on two backends. Matching is case-sensitive and unanchored.
+PostgreSQL (ARE), MariaDB (PCRE2) and RE2 (SQLite's REGEXP, see dialects/sqlite_functions.py)
+agree on literals, ``.``, classes, anchors, groups, alternation and counted repeats once three
+differences are pinned down: ``.`` matches a newline everywhere, ``$`` is the end of the text
+(not "before a final newline"), and ``\\d \\w \\s`` are their ASCII classes. Whatever they do
+not agree on (backreferences, lookaround, ``\\b``, inline flags, POSIX classes) is refused, so
+one pattern never answers differently on two backends. Matching is case-sensitive and
+unanchored.
 """
 
 from __future__ import annotations

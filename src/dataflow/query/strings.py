@@ -92,5 +92,5 @@ def ilike(dialect: Dialect, expr: sa.ColumnElement[Any], parts: Parts) -> sa.Col
 
 
 def regex(dialect: Dialect, expr: sa.ColumnElement[Any], pattern: Regex) -> sa.ColumnElement[bool]:
-    """A case-sensitive regular-expression search (SQLite's REGEXP is Python's ``re``)."""
-    return expr.regexp_match(pattern.render(dialect))
+    """A case-sensitive regular-expression search (SQLite's REGEXP is RE2)."""
+    return dialect.regex_match(expr, pattern.render(dialect))

@@ -183,8 +183,8 @@ def _add_foreign_key(
                 if name in indexes:  # MariaDB keeps the index it made for the key
                     ops.drop_index(name, table_name=name_of_table)
             ops.create_foreign_key(name, name_of_table, target, local, remote)
-        except sa_exc.IntegrityError as exc:
-            raise refused from exc
+        except sa_exc.IntegrityError:
+            raise refused from None  # the driver's DETAIL names the rows' values
         return
     # SQLite cannot add a constraint to a table; batch mode copies it into a new one, in one
     # transaction (pysqlite starts none by itself here). Checks wait for the commit, by which

@@ -411,7 +411,13 @@ class ModelStatements:
                     self._row_builders.clear()
                 columns = list(stmt.selected_columns)
                 build = self._row_builders[names] = row_builder(columns, conn.dialect)
-            rows = result.cursor.fetchall()
+            dbapi_error = conn.dialect.loaded_dbapi.Error
+            try:
+                rows = result.cursor.fetchall()
+            except dbapi_error as exc:
+                # Straight from the driver's cursor: its error becomes SQLAlchemy's, as an
+                # error of execute() does, for the translation into a DataFlow error.
+                raise sa.exc.DBAPIError.instance(None, None, exc, dbapi_error) from exc
             result.close()
             return build(rows)
         # map() keeps the per-row work in C: a third faster than a comprehension here.
