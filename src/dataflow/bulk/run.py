@@ -254,7 +254,8 @@ class BulkRun:
                 if by_index:
                     self._record_created(conn, [by_index[i] for i in part_at])
 
-            self._apply(conn, encoded, at, load, self.loader.names_refused_rows)
+            names_rows = self.loader.names_refused(conn, self.table)
+            self._apply(conn, encoded, at, load, names_rows)
 
     def _returning(self, conn: Connection, rows: list[Row], indexes: list[int]) -> None:
         ids = self.loader.insert_returning(conn, self.table, self.pk, rows)
@@ -503,10 +504,17 @@ class BulkRun:
         try:
             with _savepoint(conn):
                 write(conn, items, indexes)
-        except (*_ROW_ERRORS, RowRefused) as exc:
-            error = _row_error(exc.error if isinstance(exc, RowRefused) else exc)
+        except (sa_exc.DBAPIError, RowRefused) as exc:
+            error = exc.error if isinstance(exc, RowRefused) else exc
+            # A row-level security policy refuses a row whose key another tenant's row holds.
+            hidden = self.store.dialect.policy_refused(error)
+            if not hidden:
+                error = _row_error(error)
             if len(items) == 1:
-                self._refused(indexes[0], error)
+                if hidden:
+                    self._out_of_scope(indexes[0])
+                else:
+                    self._refused(indexes[0], error)
                 return
             half = len(items) // 2
             self._apply(conn, items[:half], indexes[:half], write)
