@@ -38,6 +38,10 @@ class PostgreSQL(Dialect):
     def bulk_loader(self, dialect: SADialect, kinds: dict[str, str]) -> BulkLoader:
         return PostgresLoader(dialect, kinds)
 
+    def conflicted(self, error: BaseException) -> bool:
+        # deadlock_detected, serialization_failure
+        return getattr(getattr(error, "orig", error), "sqlstate", None) in ("40P01", "40001")
+
     def policy_refused(self, error: BaseException) -> bool:
         # ON CONFLICT DO UPDATE meeting a row the policy hides is an error, not a no-op.
         orig = getattr(error, "orig", error)
