@@ -81,7 +81,8 @@ def best(prepare: Callable[[], Any], work: Callable[[Any], int], repeat: int = R
 # -- DataFlow ----------------------------------------------------------------------------
 
 
-def bench_dataflow(url: str) -> dict[str, float]:
+def bench_dataflow(url: str, tenant: str | None = None) -> dict[str, float]:
+    """DataFlow's bulk nodes; with ``tenant``, on a multi-tenant model, acting for it."""
     db = DataFlow(url)
     table_name = f"bench_products_{uuid.uuid4().hex[:8]}"
 
@@ -91,18 +92,21 @@ def bench_dataflow(url: str) -> dict[str, float]:
         price: float
         category: str
         __tablename__ = table_name
+        __dataflow__ = {"multi_tenant": tenant is not None}
 
     db.create_tables()
     runtime = LocalRuntime()
     engine = db.database.engine
+    acting = {} if tenant is None else {"tenant_id": tenant}
 
     def node(node_type: str, params: dict[str, Any]) -> dict[str, Any]:
         builder = WorkflowBuilder()
-        builder.add_node(node_type, "n", params)
+        builder.add_node(node_type, "n", {**params, **acting})
         return runtime.execute(builder.build())[0]["n"]
 
     def reset(count: int = 0) -> None:
         with engine.begin() as conn:
+            # TRUNCATE passes row-level security by: the owner empties every tenant's rows.
             conn.execute(sa.text(empty(engine.dialect.name, table_name)))
         if count:
             node("BenchProductBulkCreateNode", {"data": rows(1)[:count]})
@@ -466,9 +470,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--postgresql", help="also time this PostgreSQL URL")
     parser.add_argument("--mysql", help="also time this MySQL / MariaDB URL")
+    parser.add_argument(
+        "--tenant",
+        metavar="URL",
+        help="only time DataFlow's bulk nodes on a plain and on a multi-tenant model at this URL "
+        "(on PostgreSQL, log in as a NOSUPERUSER NOBYPASSRLS role to time row-level security)",
+    )
     args = parser.parse_args()
     for first_id in (None, 1, N // 2 + 1):  # the input rows exist before any timing
         rows(first_id)
+    if args.tenant:
+        results = {
+            "plain model": bench_dataflow(args.tenant),
+            "multi-tenant model": bench_dataflow(args.tenant, tenant="t1"),
+        }
+        role = sa.engine.make_url(args.tenant).username or "default user"
+        header = ["model", *OPS]
+        lines = [[m, *(f"{r[op]:,.0f}" for op in OPS)] for m, r in results.items()]
+        print(table(f"DataFlow bulk nodes as {role}: rows per second, {N:,} rows", header, lines))
+        return
     tmp = tempfile.mkdtemp(prefix="dataflow-bench-")
     sqlite_url = f"sqlite:///{os.path.join(tmp, 'bench.db')}"
     print(f"timing SQLite in {tmp} ...", file=sys.stderr)

@@ -2,6 +2,11 @@
 
 Each test on a server gets its own schema (PostgreSQL) or database (MariaDB), dropped after,
 so runs never collide. Under ``CI=true`` an unreachable server fails the run.
+
+Modules marked ``app_role`` also run on ``postgresql-app``: PostgreSQL reached as a role made
+for the test, ``NOSUPERUSER NOBYPASSRLS``, that may only use and create in its schema, as the
+README tells an application to run (a superuser passes row-level security by, which would
+hide its failures).
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ POSTGRES_URL = os.environ.get(
 MYSQL_URL = os.environ.get("DATAFLOW_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SERVERS = {"postgresql": POSTGRES_URL, "mysql": MYSQL_URL}
+#: Backends reached as an application role rather than as the administrator, by server.
+APP_ROLES = {"postgresql-app": "postgresql"}
 
 
 def _driver_url(url: str) -> str:
@@ -78,19 +85,28 @@ def fresh_database(
     if backend == "sqlite":
         yield f"sqlite:///{folder / 'test.db'}"
         return
-    require(backend)
+    server = APP_ROLES.get(backend, backend)
+    require(server)
     name = f"dft_{uuid.uuid4().hex[:12]}"
-    admin = _admin(admin_engines, backend)
-    base = sa.engine.make_url(_driver_url(SERVERS[backend]))
-    if backend == "postgresql":
+    admin = _admin(admin_engines, server)
+    base = sa.engine.make_url(_driver_url(SERVERS[server]))
+    if server == "postgresql":
+        url = base.update_query_dict({"options": f"-csearch_path={name}"})
         with admin.connect() as conn:
             conn.execute(sa.text(f'CREATE SCHEMA "{name}"'))
-        url = base.update_query_dict({"options": f"-csearch_path={name}"})
+            if backend in APP_ROLES:
+                # What an application is given: its schema, to use and create its tables in.
+                conn.execute(sa.text(f'CREATE ROLE "{name}" LOGIN NOSUPERUSER NOBYPASSRLS'))
+                conn.execute(sa.text(f'GRANT USAGE, CREATE ON SCHEMA "{name}" TO "{name}"'))
+                url = url.set(username=name, password=None)
         try:
             yield url.render_as_string(hide_password=False)
         finally:
             with admin.connect() as conn:
                 conn.execute(sa.text(f'DROP SCHEMA "{name}" CASCADE'))
+                if backend in APP_ROLES:
+                    conn.execute(sa.text(f'DROP OWNED BY "{name}"'))
+                    conn.execute(sa.text(f'DROP ROLE "{name}"'))
     else:
         with admin.connect() as conn:
             conn.execute(sa.text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
@@ -108,16 +124,32 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path, admin_engines) -> Iterat
         yield url
 
 
+@pytest.fixture
+def admin_url(fresh_url: str) -> str:
+    """``fresh_url``'s database reached as the server's administrator (not an app role)."""
+    url = sa.engine.make_url(fresh_url)
+    server = SERVERS.get(url.get_backend_name())
+    if server is None:
+        return fresh_url
+    admin = sa.engine.make_url(server)
+    return url.set(username=admin.username, password=admin.password).render_as_string(
+        hide_password=False
+    )
+
+
 BACKENDS = ["sqlite", "postgresql", "mysql"]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Tests that ask for ``db`` or ``url`` run once per backend."""
+    """Tests that ask for ``db`` or ``url`` run once per backend, and those of ``app_role``
+    modules also as an application role where a server has one."""
     if "fresh_url" in metafunc.fixturenames and "backend" in metafunc.fixturenames:
         marks = {m.name for m in metafunc.definition.iter_markers()}
         chosen = [
             b for b in BACKENDS if not ({f"{o}_only" for o in BACKENDS} - {f"{b}_only"}) & marks
         ]
+        if "app_role" in marks:
+            chosen += [app for app, server in APP_ROLES.items() if server in chosen]
         metafunc.parametrize("fresh_url", chosen, indirect=True, ids=chosen)
 
 

@@ -123,6 +123,11 @@ class IntegrityError(DatabaseError):
     """A constraint (unique, not-null, foreign key, check) refused a write."""
 
 
+class DeadlockError(DatabaseError):
+    """The database rolled a transaction back to break a deadlock or serialization conflict
+    with a concurrent one; running the whole transaction again can succeed."""
+
+
 class MigrationError(DataFlowError):
     """A model and its existing table differ in a way that needs a migration."""
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -25,10 +27,23 @@ def failure(node_type: str, params: dict[str, Any] | None = None) -> Exception:
     return caught.value.cause
 
 
+@contextmanager
+def every_tenant(db: Any) -> Iterator[sa.Connection]:
+    """A transaction of plain SQL on ``db``'s database that sees and changes every tenant's rows.
+
+    On PostgreSQL an application role reaches rows of row-level security tables only of the
+    tenant its transaction names; ``dataflow.all_tenants`` names them all.
+    """
+    with db.database.engine.begin() as conn:
+        if db.database.dialect.row_security:
+            conn.execute(sa.text("SELECT set_config('dataflow.all_tenants', 'on', true)"))
+        yield conn
+
+
 def count_rows(db: Any, table: str) -> int:
-    """What a raw SELECT COUNT(*) sees, outside DataFlow's nodes."""
+    """What a raw SELECT COUNT(*) sees, outside DataFlow's nodes, of every tenant's rows."""
     db.create_tables()
-    with db.database.engine.connect() as conn:
+    with every_tenant(db) as conn:
         return conn.execute(sa.text(f"SELECT COUNT(*) FROM {table}")).scalar_one()
 
 

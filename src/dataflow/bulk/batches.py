@@ -225,6 +225,20 @@ def key_values(rows: list[Row], keys: tuple[str, ...]) -> list[Any]:
     return [None if None in key else key for key in zip(*columns, strict=True)]
 
 
+def key_order(found: list[Any]) -> list[int] | None:
+    """Positions of ``found`` (keys, none None) in ascending order; None if already so.
+
+    Concurrent writers that lock rows in one order cannot deadlock on them; the sort is
+    stable, so a key repeated in a batch still applies in input order.
+    """
+    try:
+        if all(a <= b for a, b in itertools.pairwise(found)):
+            return None
+        return sorted(range(len(found)), key=found.__getitem__)
+    except TypeError:  # keys without an order between them: left as given
+        return None
+
+
 def split_on_repeats(
     rows: list[Row], indexes: list[int], keys: tuple[str, ...]
 ) -> Iterator[tuple[list[Row], list[int]]]:
@@ -280,6 +294,13 @@ class Progress:
             self._bar.update(count)
         if self._call is not None:
             self._call(self.done, self.total)
+
+    def rewind(self, done: int) -> None:
+        """Go back to ``done`` rows: the rows since are to be written again."""
+        self.done = done
+        if self._bar is not None:
+            self._bar.n = done
+            self._bar.refresh()
 
     def close(self) -> None:
         if self._bar is not None:

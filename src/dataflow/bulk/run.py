@@ -12,7 +12,10 @@ reasons while the rest is written.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sized
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -27,18 +30,22 @@ from dataflow.bulk.batches import (
     Progress,
     RowChecker,
     chunks,
+    key_order,
     key_values,
     split_on_repeats,
 )
 from dataflow.bulk.direct import DirectUpsert
 from dataflow.bulk.stage import Stage
 from dataflow.database.driver_errors import describe, translate
+from dataflow.database.scope import find_transaction, open_scope
 from dataflow.dialects.bulk import Row, RowRefused
+from dataflow.errors import DataFlowError, DeadlockError
 from dataflow.features.base import Image, Scope
 from dataflow.features.versioning import COLUMN as VERSION
 from dataflow.statements.model import OUTSIDE
 
 if TYPE_CHECKING:
+    from dataflow.database.transaction import TransactionHost
     from dataflow.statements.model import ModelStatements
     from dataflow.store import Store
 
@@ -47,6 +54,12 @@ Write = Callable[[Connection, list[Any], list[int]], None]
 
 #: Database errors a row's values can cause; any other error is not one row's fault.
 _ROW_ERRORS = (sa_exc.IntegrityError, sa_exc.DataError)
+#: How many more times a call that owns its transaction runs after the database rolled it
+#: back to break a deadlock, and the longest first pause (seconds; it doubles each time).
+RETRIES = 8
+_BACKOFF = 0.01
+
+log = logging.getLogger("dataflow.bulk")
 
 
 @dataclass(slots=True)
@@ -108,11 +121,16 @@ class BulkRun:
         self._stages: dict[tuple[tuple[str, ...], tuple[str, ...]], Stage] = {}
         self._created: set[Stage] = set()
         self._directs: dict[tuple[Any, ...], DirectUpsert] = {}
+        #: Set when the last transaction failed because the database broke a deadlock.
+        self._conflict = False
 
     def run(self, source: Iterable[Any]) -> Outcome:
         plan = self.plan
         total = len(source) if isinstance(source, Sized) else None
         progress = Progress(plan.progress, total, self.scope.label) if plan.progress else None
+        # A call runs again after a deadlock only in a transaction of its own: inside a
+        # caller's, the database has undone more than the call (on MySQL, all of it).
+        owned = owns_transaction(self.store.database)
         try:
             if plan.atomic:
                 # One transaction either way: where each statement costs round trips of its
@@ -120,13 +138,22 @@ class BulkRun:
                 size = plan.batch_size
                 if plan.mode == "insert":
                     size = max(size, self.loader.insert_rows)
-                with self._transaction() as conn:
-                    for start, chunk in chunks(source, size):
-                        self._chunk(conn, start, chunk, progress)
+
+                def write_all() -> None:
+                    with self._transaction() as conn:
+                        for start, chunk in chunks(source, size):
+                            self._chunk(conn, start, chunk, progress)
+
+                # A list can be written again from its start; a stream cannot.
+                self._retrying(write_all, owned, isinstance(source, Sequence), progress)
             else:
                 for start, chunk in chunks(source, plan.batch_size):
-                    with self._transaction() as conn:
-                        self._chunk(conn, start, chunk, progress)
+
+                    def write_batch(start: int = start, chunk: list[Any] = chunk) -> None:
+                        with self._transaction() as conn:
+                            self._chunk(conn, start, chunk, progress)
+
+                    self._retrying(write_batch, owned, True, progress, (start, len(chunk)))
         finally:
             if progress is not None:
                 progress.close()
@@ -134,17 +161,73 @@ class BulkRun:
         self.outcome.batches = -(-self.outcome.processed // plan.batch_size)
         return self.outcome
 
+    def _retrying(
+        self,
+        write: Callable[[], None],
+        owned: bool,
+        replayable: bool,
+        progress: Progress | None,
+        batch: tuple[int, int] | None = None,
+    ) -> None:
+        """Run ``write``, and again (a few times) when the database rolled it back to break a
+        deadlock or serialization conflict, if the transaction is its own and can be rerun."""
+        before = _Mark.of(self.outcome, progress)
+        for attempt in range(1 + RETRIES):
+            self._conflict = False
+            try:
+                write()
+                return
+            except DataFlowError:
+                if not self._conflict:
+                    raise
+                if not (owned and replayable) or attempt == RETRIES:
+                    raise self._deadlock(owned, replayable, attempt + 1, batch) from None
+            before.restore(self.outcome, progress)
+            # Apart, the transactions that deadlocked are likelier to pass each other.
+            time.sleep(random.uniform(0, _BACKOFF * 2**attempt))
+
+    def _deadlock(
+        self, owned: bool, replayable: bool, tries: int, batch: tuple[int, int] | None
+    ) -> DeadlockError:
+        what = (
+            "all of it"
+            if batch is None
+            else f"rows {batch[0]} to {batch[0] + batch[1] - 1} (earlier batches are committed)"
+        )
+        head = (
+            f"{self.scope.label}: the database rolled back this bulk write to break a deadlock or "
+            "serialization conflict with a concurrent transaction"
+        )
+        if not owned:
+            return DeadlockError(
+                f"{head}. It ran inside an enclosing transaction, which DataFlow cannot run again "
+                "(MySQL and MariaDB have already rolled all of it back): roll back and retry the "
+                "whole transaction, and let concurrent transactions write shared rows in the same "
+                "order"
+            )
+        if not replayable:
+            return DeadlockError(
+                f"{head}; nothing was written. Its rows came from a stream, which cannot be read "
+                "again: retry the call, or pass the rows as a list to let DataFlow retry it"
+            )
+        return DeadlockError(
+            f"{head}, {tries} times; {what} not written. Retry the call later, or write rows "
+            "sharing keys from fewer concurrent callers"
+        )
+
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
         with self.store.connection(self.scope.label, True, self.scope) as conn:
             try:
                 yield conn
-            except BaseException:
+            except BaseException as exc:
+                self._conflict = self.store.dialect.conflicted(exc)
                 # A rollback takes temporary tables with it, except where DDL is not
                 # transactional (MySQL): there they would outlive the call on a pooled
                 # connection.
                 if not self.loader.transactional_ddl:
-                    self._drop_stages(conn)
+                    _quietly(self._drop_stages, conn)
+                self._created.clear()
                 raise
             self._drop_stages(conn)
 
@@ -192,6 +275,10 @@ class BulkRun:
         shared = self.statements.stamp_update_batch(rows, self.scope)
         key = (self.pk,)
         versioned = self.statements.versioning is not None
+        order = key_order(key_values(rows, key))
+        if order is not None:  # rows are updated, and so locked, in key order
+            rows = [rows[i] for i in order]
+            indexes = [indexes[i] for i in order]
         for _, group, at in _grouped(rows, indexes, list(map(frozenset, rows))):
             # A row's version is the one it was read at: a condition, not a change.
             same = (VERSION,) if versioned and VERSION in group[0] else ()
@@ -217,6 +304,12 @@ class BulkRun:
             rows = [rows[i] for i in keep]
             indexes = [indexes[i] for i in keep]
             given = [given[i] for i in keep]
+            found = [found[i] for i in keep]
+        order = key_order(found)
+        if order is not None:  # rows are written, and so locked, in key order
+            rows = [rows[i] for i in order]
+            indexes = [indexes[i] for i in order]
+            given = [given[i] for i in order]
         for names, group, at in _grouped(rows, indexes, given):
             write = self._staged_insert(conn, group[0], names, shared)
             for part, part_at in split_on_repeats(group, at, keys):
@@ -254,7 +347,8 @@ class BulkRun:
                 if by_index:
                     self._record_created(conn, [by_index[i] for i in part_at])
 
-            self._apply(conn, encoded, at, load, self.loader.names_refused_rows)
+            names_rows = self.loader.names_refused(conn, self.table)
+            self._apply(conn, encoded, at, load, names_rows)
 
     def _returning(self, conn: Connection, rows: list[Row], indexes: list[int]) -> None:
         ids = self.loader.insert_returning(conn, self.table, self.pk, rows)
@@ -503,10 +597,17 @@ class BulkRun:
         try:
             with _savepoint(conn):
                 write(conn, items, indexes)
-        except (*_ROW_ERRORS, RowRefused) as exc:
-            error = _row_error(exc.error if isinstance(exc, RowRefused) else exc)
+        except (sa_exc.DBAPIError, RowRefused) as exc:
+            error = exc.error if isinstance(exc, RowRefused) else exc
+            # A row-level security policy refuses a row whose key another tenant's row holds.
+            hidden = self.store.dialect.policy_refused(error)
+            if not hidden:
+                error = _row_error(error)
             if len(items) == 1:
-                self._refused(indexes[0], error)
+                if hidden:
+                    self._out_of_scope(indexes[0])
+                else:
+                    self._refused(indexes[0], error)
                 return
             half = len(items) // 2
             self._apply(conn, items[:half], indexes[:half], write)
@@ -524,9 +625,51 @@ def _savepoint(conn: Connection) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        conn.exec_driver_sql("ROLLBACK TO SAVEPOINT dataflow_bulk")
+        # When the savepoint is gone with its transaction (MySQL rolls all of it back to break
+        # a deadlock; a killed connection), the error that ended it is the one to report.
+        _quietly(conn.exec_driver_sql, "ROLLBACK TO SAVEPOINT dataflow_bulk")
         raise
     conn.exec_driver_sql("RELEASE SAVEPOINT dataflow_bulk")
+
+
+def _quietly(cleanup: Callable[..., Any], *args: Any) -> None:
+    """Run ``cleanup`` after an error, never letting its own failure replace that error."""
+    try:
+        cleanup(*args)
+    except sa_exc.SQLAlchemyError:
+        log.debug("cleanup after a failed bulk write failed", exc_info=True)
+
+
+def owns_transaction(database: TransactionHost) -> bool:
+    """Whether a statement on ``database`` would begin a transaction rather than join one."""
+    return find_transaction(database, create=False) is None and open_scope() is None
+
+
+@dataclass(frozen=True, slots=True)
+class _Mark:
+    """An outcome's counts (and progress) before a write, to go back to if it is run again."""
+
+    counts: tuple[int, int, int, int]
+    failed: int
+    ids: int
+    done: int
+
+    @classmethod
+    def of(cls, outcome: Outcome, progress: Progress | None) -> _Mark:
+        return cls(
+            (outcome.processed, outcome.inserted, outcome.updated, outcome.skipped),
+            len(outcome.failed),
+            0 if outcome.ids is None else len(outcome.ids),
+            0 if progress is None else progress.done,
+        )
+
+    def restore(self, outcome: Outcome, progress: Progress | None) -> None:
+        outcome.processed, outcome.inserted, outcome.updated, outcome.skipped = self.counts
+        del outcome.failed[self.failed :]
+        if outcome.ids is not None:
+            del outcome.ids[self.ids :]
+        if progress is not None:
+            progress.rewind(self.done)
 
 
 def _row_error(error: sa_exc.DBAPIError) -> sa_exc.DBAPIError:

@@ -112,6 +112,16 @@ class Dialect:
         """An INSERT with the backend's ON CONFLICT / ON DUPLICATE KEY clauses."""
         return sa.insert(table)
 
+    def conflicted(self, error: BaseException) -> bool:
+        """Whether ``error`` is the database breaking a deadlock or a serialization conflict
+        by rolling the transaction back (running it again can succeed)."""
+        return False
+
+    def policy_refused(self, error: BaseException) -> bool:
+        """Whether ``error`` is a row-level security policy refusing a row a statement met
+        (an upsert meeting another tenant's row)."""
+        return False
+
     def bulk_loader(self, dialect: SADialect, kinds: dict[str, str]) -> BulkLoader:
         """The loader of many rows into one model's table; ``kinds`` are its field kinds."""
         return BulkLoader(dialect, kinds)

@@ -41,7 +41,8 @@ class BulkLoader:
 
     #: Whether a rollback undoes CREATE and DROP of temporary tables.
     transactional_ddl = True
-    #: Whether ``load`` raises RowRefused, naming the refused row, rather than a plain error.
+    #: Whether ``load`` raises RowRefused, naming the refused row, rather than a plain error
+    #: (``names_refused`` says it for one table).
     names_refused_rows = False
     #: The fewest rows an atomic plain insert writes per statement, whatever the batch size.
     insert_rows = 0
@@ -135,6 +136,10 @@ class BulkLoader:
         """Run the prepared INSERT once per row, in one ``executemany``."""
         if rows:
             conn.exec_driver_sql(sql, list(rows))
+
+    def names_refused(self, conn: Connection, table: sa.Table) -> bool:
+        """Whether ``load`` into ``table`` raises RowRefused, naming the refused row."""
+        return self.names_refused_rows
 
     def reserve_ids(self, conn: Connection, table: sa.Table, pk: str, rows: list[Row]) -> bool:
         """Give the rows that lack a primary key the ids the database would; False if unable."""

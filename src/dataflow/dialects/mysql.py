@@ -45,6 +45,11 @@ class MySQL(Dialect):
     def bulk_loader(self, dialect: SADialect, kinds: dict[str, str]) -> BulkLoader:
         return MySQLLoader(dialect, kinds)
 
+    def conflicted(self, error: BaseException) -> bool:
+        # ER_LOCK_DEADLOCK; ER_CHECKREAD, MariaDB's snapshot isolation refusing a changed row.
+        args: tuple[Any, ...] = getattr(getattr(error, "orig", error), "args", ())
+        return bool(args) and args[0] in (1213, 1020)
+
     def text_type(self, dialect: SADialect) -> sa.types.TypeEngine[Any]:
         # A length, to index the column, and a binary NO PAD collation, since PAD SPACE
         # collations ignore trailing spaces in =, GROUP BY and unique keys.

@@ -295,7 +295,12 @@ class ModelStatements:
             set_=changes,
             where=sa.and_(*where) if where else None,
         ).returning(*self.columns)
-        found = conn.execute(stmt).mappings().first()
+        try:
+            found = conn.execute(stmt).mappings().first()
+        except sa.exc.DBAPIError as exc:
+            if self.dialect.policy_refused(exc):  # the row holding the key is out of scope
+                raise self.outside(scope) from None
+            raise
         if found is None:
             raise self.outside(scope)
         return dict(found)

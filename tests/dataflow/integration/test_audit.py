@@ -10,6 +10,8 @@ from dataflow import DataFlow, IntegrityError
 from kailash import LocalRuntime, NodeExecutionError, WorkflowBuilder
 from tests.dataflow.conftest import count_rows, run_node
 
+pytestmark = pytest.mark.app_role
+
 T1 = {"tenant_id": "t1"}
 
 

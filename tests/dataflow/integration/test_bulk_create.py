@@ -13,6 +13,8 @@ from dataflow import IntegrityError, ValidationError
 from kailash import WorkflowBuilder
 from tests.dataflow.conftest import count_rows, failure, run_node
 
+pytestmark = pytest.mark.app_role
+
 
 @pytest.fixture
 def items(db):
@@ -352,3 +354,32 @@ def test_an_upsert_on_a_key_of_two_fields(db):
         (r["shop"], r["sku"]): r["quantity"] for r in run_node("StockListNode", {})["records"]
     }
     assert quantities == {("a", "x"): 5, ("a", "y"): 1, ("b", "x"): 1, ("b", "y"): 1, ("c", "x"): 9}
+
+
+def test_bulk_writes_of_an_audited_tenant_model_store_every_row_and_name_a_refused_one(db):
+    @db.model
+    class Member:
+        email: str
+        name: str
+        __dataflow__ = {"multi_tenant": True, "audit_log": True}
+        __indexes__ = [{"name": "ux_members_email", "fields": ["email"], "unique": True}]
+
+    people = [{"email": f"m{i}@x", "name": f"m {i}"} for i in range(60)]
+    for tenant in ("t1", "t2"):  # a unique key is per tenant
+        out = run_node(
+            "MemberBulkCreateNode", {"data": people, "return_ids": True, "tenant_id": tenant}
+        )
+        assert out["inserted"] == 60 and None not in out["ids"]
+    changed = [{**p, "name": "new"} for p in people[30:]] + [{"email": "z@x", "name": "z"}]
+    out = run_node(
+        "MemberBulkUpsertNode", {"data": changed, "conflict_on": ["email"], "tenant_id": "t1"}
+    )
+    assert (out["inserted"], out["updated"]) == (1, 30)
+    twice = [{"email": f"n{i}@x", "name": "n"} for i in range(20)] + [people[0]]
+    error = failure("MemberBulkCreateNode", {"data": twice, "tenant_id": "t1"})
+    assert isinstance(error, IntegrityError) and error.row == 20
+    assert count_rows(db, "members") == 121
+    # One audit row per created row and per updated row, none of the refused call.
+    assert count_rows(db, "dataflow_audit_log") == 60 + 60 + 1 + 30
+    t1 = run_node("MemberListNode", {"tenant_id": "t1", "filter": {"name": "new"}})
+    assert t1["count"] == 30

@@ -11,6 +11,8 @@ from dataflow import IntegrityError, ValidationError
 from kailash import NodeExecutionError, WorkflowBuilder
 from tests.dataflow.conftest import count_rows, run_node
 
+pytestmark = pytest.mark.app_role
+
 
 @pytest.fixture
 def products(db):

@@ -1,7 +1,7 @@
 """PostgreSQL row-level security: tenant tables stay isolated even for SQL that skips DataFlow.
 
-The suite connects as a superuser, whom row-level security never binds; these tests create
-roles of their own (unique names, dropped afterwards) that it does bind.
+Row-level security never binds a superuser; these tests create roles of their own (unique
+names, dropped afterwards) that it does bind, as the administrator of the test's schema.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from dataflow import DataFlow
 from tests.dataflow.conftest import run_node
 
-pytestmark = pytest.mark.postgresql_only
+pytestmark = [pytest.mark.postgresql_only, pytest.mark.app_role]
 
 
 def define(db: DataFlow) -> DataFlow:
@@ -28,9 +28,9 @@ def define(db: DataFlow) -> DataFlow:
 
 
 @pytest.fixture
-def roles(url: str) -> Iterator[dict[str, str]]:
+def roles(url: str, admin_url: str) -> Iterator[dict[str, str]]:
     """Two plain roles on the test's schema: ``app`` may create tables, ``other`` may not."""
-    admin = sa.create_engine(sa.engine.make_url(url), isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(sa.engine.make_url(admin_url), isolation_level="AUTOCOMMIT")
     schema = sa.engine.make_url(url).query["options"].removeprefix("-csearch_path=")
     names = {kind: f"dft_{kind}_{uuid.uuid4().hex[:10]}" for kind in ("app", "other")}
     with admin.connect() as conn:

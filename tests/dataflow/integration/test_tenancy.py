@@ -17,6 +17,8 @@ from dataflow import (
 from kailash import AsyncLocalRuntime, LocalRuntime, NodeExecutionError, WorkflowBuilder
 from tests.dataflow.conftest import count_rows, failure, run_node
 
+pytestmark = pytest.mark.app_role
+
 
 def define(db: DataFlow) -> DataFlow:
     @db.model

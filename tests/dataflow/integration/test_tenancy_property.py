@@ -19,7 +19,9 @@ from hypothesis import strategies as st
 
 from dataflow import IntegrityError, NotFoundError, VersionConflictError
 from kailash import NodeExecutionError
-from tests.dataflow.conftest import run_node
+from tests.dataflow.conftest import every_tenant, run_node
+
+pytestmark = pytest.mark.app_role
 
 EXAMPLES = int(os.environ.get("DATAFLOW_TENANCY_EXAMPLES", "25"))
 TENANTS = ("A", "B")
@@ -195,7 +197,7 @@ def _order_operations(ids: st.SearchStrategy[int]) -> st.SearchStrategy[tuple[st
 
 def snapshot(db, tenant: str) -> dict[str, list[tuple]]:
     """Every row of ``tenant`` in every table, read with plain SQL."""
-    with db.database.engine.connect() as conn:
+    with every_tenant(db) as conn:
         return {
             table: [
                 tuple(r)
@@ -214,7 +216,7 @@ LIVE = {"Customer": ("customers", "deleted_at IS NULL"), "Contact": ("contacts",
 
 def live_rows(db, model: str, tenant: str) -> int:
     table, live = LIVE[model]
-    with db.database.engine.connect() as conn:
+    with every_tenant(db) as conn:
         return conn.execute(
             sa.text(f"SELECT COUNT(*) FROM {table} WHERE tenant_id = :t AND {live}"),
             {"t": tenant},
@@ -225,7 +227,7 @@ def order_customers(db, order_ids: list[int]) -> list[tuple[str, str]]:
     """(tenant, name) of the customer of each order."""
     if not order_ids:
         return []
-    with db.database.engine.connect() as conn:
+    with every_tenant(db) as conn:
         stmt = sa.text(
             "SELECT c.tenant_id, c.name FROM orders o JOIN customers c ON c.id = o.customer_id "
             "WHERE o.id IN :ids"
@@ -267,7 +269,7 @@ def check(db, model: str, tenant: str, node: str, params: dict, output: dict, be
 )
 @given(data=st.data())
 def test_no_operation_reaches_a_row_of_the_other_tenant(shop, data):
-    with shop.database.begin() as conn:
+    with every_tenant(shop) as conn:
         for table in TABLES:
             conn.execute(sa.text(f"DELETE FROM {table}"))
     # Each tenant starts with rows on the shared keys, so every operation has targets.
