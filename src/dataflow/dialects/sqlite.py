@@ -102,9 +102,14 @@ class SQLite(Dialect):
         self, expr: sa.ColumnElement[Any], column: sa.Column[Any]
     ) -> sa.ColumnElement[Any]:
         # An integer that overflows becomes a float, a float an infinity; both are refused.
+        # The check stays in SQL: Python is called only for a value out of range.
         integral = isinstance(column.type, sa.Integer)
-        checked = getattr(sa.func, sqlite_functions.CHECKED)
-        return checked(expr, column.name, int(integral), type_=column.type)
+        if integral:
+            bad = sa.func.typeof(expr) == "real"
+        else:
+            bad = sa.func.abs(expr) >= sa.literal_column("9e999")  # SQLite's infinity
+        refuse = getattr(sa.func, sqlite_functions.OUT_OF_RANGE)(column.name, int(integral))
+        return sa.case((bad, refuse), else_=expr)
 
     def decimal_sum(self, expr: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
         # Decimals are stored as doubles; SUM would add them as doubles and drift.

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import decimal
 import functools
-import math
 import sqlite3
 import threading
 import time
@@ -24,8 +23,8 @@ import re2
 FOLD = "dataflow_lower"
 #: ``$sum`` of a Decimal field: exact, where SUM would add doubles and drift.
 DECIMAL_SUM = "dataflow_decimal_sum"
-#: ``dataflow_checked(value, column, integral)``: the value, or a refusal when out of range.
-CHECKED = "dataflow_checked"
+#: ``dataflow_out_of_range(column, integral)``: refuses a new value its column cannot hold.
+OUT_OF_RANGE = "dataflow_out_of_range"
 #: What sqlite3 reports for any exception a Python function raises.
 RAISED = "user-defined function raised exception"
 #: ``dataflow_regexp(dataflow_regex_start(pattern), value)``: ``$regex`` under a time budget.
@@ -156,17 +155,13 @@ class RegexBudget:
         return 1
 
 
-def checked(value: float | None, column: str, integral: int) -> float | None:
-    """``value`` if ``column`` can hold it; SQLite turns an overflowing integer into a float."""
-    if value is None:
-        return None
-    if (integral and isinstance(value, float)) or not math.isfinite(value):
-        raise _refuse(
-            "22003",
-            f"the new value of '{column}' is out of range for its type "
-            f"({'a 64-bit integer' if integral else 'a finite double'})",
-        )
-    return value
+def out_of_range(column: str, integral: int) -> None:
+    """Refuse a new value of ``column`` its type cannot hold (called only for such a value)."""
+    raise _refuse(
+        "22003",
+        f"the new value of '{column}' is out of range for its type "
+        f"({'a 64-bit integer' if integral else 'a finite double'})",
+    )
 
 
 def register(conn: sqlite3.Connection) -> None:
@@ -177,4 +172,4 @@ def register(conn: sqlite3.Connection) -> None:
     conn.create_function(REGEX_START, 1, budget.start, deterministic=True)
     conn.create_function(REGEX, 2, budget.match, deterministic=True)
     conn.set_progress_handler(budget.check, BUDGET_STEPS)
-    conn.create_function(CHECKED, 3, checked, deterministic=True)
+    conn.create_function(OUT_OF_RANGE, 2, out_of_range, deterministic=True)
