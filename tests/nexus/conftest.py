@@ -16,7 +16,7 @@ import pytest
 import uvicorn
 
 from kailash import Node, NodeParameter
-from tests.conftest import BACKENDS, fresh_database
+from tests.conftest import APP_ROLES, BACKENDS, fresh_database
 
 
 @contextmanager
@@ -223,9 +223,11 @@ class Served:
     url: str
 
 
-@pytest.fixture(scope="module", params=BACKENDS)
+@pytest.fixture(scope="module", params=[*BACKENDS, *APP_ROLES])
 def orders_served(request, admin_engines, tmp_path_factory) -> Iterator[Served]:
-    """The Order model served by one Nexus per backend for the whole module."""
+    """The Order model (multi-tenant, soft delete, versions, audit) served by one Nexus per
+    backend for the whole module; on PostgreSQL also as an application role, under row-level
+    security."""
     from dataflow import DataFlow
     from nexus import Nexus
 
