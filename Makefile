@@ -1,4 +1,6 @@
 PYTHON ?= python3
+# Two workers: the suite is mostly waiting on database servers (override: PYTEST_ARGS=...).
+PYTEST_ARGS ?= -n 2
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
