@@ -8,18 +8,18 @@ became partial with soft delete) is dropped and created again.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from alembic.operations import Operations
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
 from dataflow.dialects import dialect_named
 from dataflow.errors import MigrationError
 from dataflow.models.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from alembic.operations import Operations
 
 
 def _describe(diff: Any, spec: ModelSpec | None) -> str:
@@ -51,6 +51,10 @@ Plan = tuple[
 
 
 def _plan(conn: Connection, table: sa.Table) -> Plan:
+    # Alembic (and Mako behind it) loads when a table already exists, not with every import.
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
     context = MigrationContext.configure(
         conn,
         opts={
@@ -136,6 +140,9 @@ def sync(conn: Connection, table: sa.Table, owner: str, spec: ModelSpec | None =
             + ". Only new nullable or defaulted columns are added automatically; change the "
             "model back or migrate the table."
         )
+    from alembic.migration import MigrationContext
+    from alembic.operations import Operations
+
     done = []
     ops = Operations(MigrationContext.configure(conn))
     for column in add_columns:
