@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
+import decimal
 import difflib
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -17,6 +19,11 @@ if TYPE_CHECKING:
     from dataflow.store import Store
 
 Checker = Callable[[Any], Any]
+
+#: Value types a built workflow may keep as given: nothing can change them afterwards.
+_IMMUTABLE = frozenset(
+    {str, int, float, bool, type(None), decimal.Decimal, dt.datetime, dt.date, bytes}
+)
 
 
 class DataFlowNode(Node):
@@ -43,7 +50,9 @@ class DataFlowNode(Node):
         self._snapshot = False
         if self.snapshot_params:
             try:
-                self.config = copy.deepcopy(self.config)
+                # Plain values cannot change under us: the top-level copy is snapshot enough.
+                plain = all(type(v) in _IMMUTABLE for v in self.config.values())
+                self.config = dict(self.config) if plain else copy.deepcopy(self.config)
                 self._snapshot = True
             except Exception:  # a value that cannot be copied (a generator, say) is used as is
                 pass
