@@ -74,3 +74,6 @@ def test_the_sections_examples_run(title, body, tmp_path, monkeypatch, admin_eng
             close = getattr(value, "close", None)
             if type(value).__name__ == "DataFlow" and callable(close):
                 close()
+    # Each block asserts what it shows; besides, running them logs no error of DataFlow's.
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []
