@@ -10,6 +10,7 @@ the column types. Other code asks these questions and never branches on a backen
 from __future__ import annotations
 
 import decimal
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, ClassVar
@@ -36,7 +37,7 @@ class Claim:
         self.done = True
 
 
-class Dialect:
+class Dialect(ABC):
     """The defaults, which the server backends share; each backend overrides what differs."""
 
     #: SQLAlchemy's name for the backend.
@@ -98,13 +99,15 @@ class Dialect:
 
     def prepare_engine(self, engine: Engine, memory: bool) -> None:
         """Set up each new connection of ``engine`` (functions, pragmas)."""
+        return None  # nothing to do unless a backend says otherwise
 
     def begin(self, conn: Connection, write: bool) -> None:
         """Run right after SQLAlchemy began a transaction on ``conn``."""
+        return None  # nothing to do unless a backend says otherwise
 
+    @abstractmethod
     def interrupt(self, conn: Connection, engine: Engine) -> None:
         """Stop the statement running on ``conn`` (called from another thread)."""
-        raise NotImplementedError
 
     # -- statements ---------------------------------------------------------------------
 
@@ -174,9 +177,11 @@ class Dialect:
 
     def hold_prepared(self, conn: Connection, xid: str) -> None:
         """Mark ``xid`` as held by this session, for as long as the session lives."""
+        return None  # nothing to do unless a backend says otherwise
 
     def release_prepared(self, conn: Connection, xid: str) -> None:
         """Undo ``hold_prepared``."""
+        return None  # nothing to do unless a backend says otherwise
 
     def prepared_xids(self, conn: Connection) -> list[str]:
         """The ids of the transactions prepared and not yet finished."""
@@ -191,13 +196,9 @@ class Dialect:
 
     # -- claims -------------------------------------------------------------------------
 
+    @abstractmethod
     def claim(self, engine: Engine, key: bytes) -> AbstractContextManager[Claim]:
         """Try, without waiting, to claim ``key`` (a digest) across every process."""
-        return _server_claim(engine, self.try_lock(key))
-
-    def try_lock(self, key: bytes) -> tuple[sa.TextClause, sa.TextClause, Any]:
-        """The statements that take and give back a session lock on ``key``, and its name."""
-        raise NotImplementedError
 
 
 class StillAttached(Exception):
@@ -205,10 +206,10 @@ class StillAttached(Exception):
 
 
 @contextmanager
-def _server_claim(
-    engine: Engine, lock: tuple[sa.TextClause, sa.TextClause, Any]
+def session_claim(
+    engine: Engine, take: sa.TextClause, give: sa.TextClause, key: Any
 ) -> Iterator[Claim]:
-    take, give, key = lock
+    """A claim held as a server session's lock: ``take`` tries it, ``give`` releases it."""
     # The lock lives as long as this session; autocommit keeps it from idling in a transaction.
     with engine.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractContextManager
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,7 +13,7 @@ from sqlalchemy.engine import Dialect as SADialect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from dataflow.dialects.base import Dialect, StillAttached
+from dataflow.dialects.base import Claim, Dialect, StillAttached, session_claim
 from dataflow.dialects.bulk import BulkLoader
 from dataflow.dialects.functions import as_double
 from dataflow.errors import TransactionError
@@ -110,8 +111,9 @@ class MySQL(Dialect):
         finally:
             self.release_prepared(conn, xid)
 
-    def try_lock(self, key: bytes) -> tuple[sa.TextClause, sa.TextClause, Any]:
-        return (
+    def claim(self, engine: Engine, key: bytes) -> AbstractContextManager[Claim]:
+        return session_claim(
+            engine,
             sa.text("SELECT GET_LOCK(:key, 0)"),
             sa.text("SELECT RELEASE_LOCK(:key)"),
             "dataflow:" + key.hex()[:40],  # lock names are at most 64 characters

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -13,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.engine import Dialect as SADialect
 
-from dataflow.dialects.base import Dialect
+from dataflow.dialects.base import Claim, Dialect, session_claim
 from dataflow.dialects.bulk import BulkLoader, Encoded, Row, RowRefused
 
 
@@ -79,8 +80,9 @@ class PostgreSQL(Dialect):
             )
         )
 
-    def try_lock(self, key: bytes) -> tuple[sa.TextClause, sa.TextClause, Any]:
-        return (
+    def claim(self, engine: Engine, key: bytes) -> AbstractContextManager[Claim]:
+        return session_claim(
+            engine,
             sa.text("SELECT pg_try_advisory_lock(:key)"),
             sa.text("SELECT pg_advisory_unlock(:key)"),
             int.from_bytes(key[:8], "big", signed=True),
