@@ -305,3 +305,22 @@ class Progress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+
+
+def grouped(
+    rows: list[Row], indexes: list[int], kinds: list[Any]
+) -> Iterator[tuple[Any, list[Row], list[int]]]:
+    """``(kind, rows, indexes)`` for each kind of row (one kind per row), in row order."""
+    if not rows:
+        return
+    first = kinds[0]
+    if kinds.count(first) == len(kinds):
+        yield first, rows, indexes
+        return
+    groups: dict[Any, tuple[list[Row], list[int]]] = {}
+    for row, index, kind in zip(rows, indexes, kinds, strict=True):
+        group = groups.setdefault(kind, ([], []))
+        group[0].append(row)
+        group[1].append(index)
+    for kind, (group_rows, group_indexes) in groups.items():
+        yield kind, group_rows, group_indexes

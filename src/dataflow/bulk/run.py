@@ -30,22 +30,30 @@ from dataflow.bulk.batches import (
     Progress,
     RowChecker,
     chunks,
+    grouped,
     key_order,
     key_values,
     split_on_repeats,
 )
+from dataflow.bulk.conflicts import (
+    BACKOFF,
+    RETRIES,
+    Mark,
+    deadlock_error,
+    owns_transaction,
+    quietly,
+    savepoint,
+)
 from dataflow.bulk.direct import DirectUpsert
 from dataflow.bulk.stage import Stage
 from dataflow.database.driver_errors import describe, translate
-from dataflow.database.scope import find_transaction, open_scope
 from dataflow.dialects.bulk import Row, RowRefused
-from dataflow.errors import DataFlowError, DeadlockError
+from dataflow.errors import DataFlowError
 from dataflow.features.base import Image, Scope
 from dataflow.features.versioning import COLUMN as VERSION
 from dataflow.statements.model import OUTSIDE
 
 if TYPE_CHECKING:
-    from dataflow.database.transaction import TransactionHost
     from dataflow.statements.model import ModelStatements
     from dataflow.store import Store
 
@@ -54,11 +62,6 @@ Write = Callable[[Connection, list[Any], list[int]], None]
 
 #: Database errors a row's values can cause; any other error is not one row's fault.
 _ROW_ERRORS = (sa_exc.IntegrityError, sa_exc.DataError)
-#: How many more times a call that owns its transaction runs after the database rolled it
-#: back to break a deadlock, and the longest first pause (seconds; it doubles each time).
-RETRIES = 8
-_BACKOFF = 0.01
-
 log = logging.getLogger("dataflow.bulk")
 
 
@@ -171,7 +174,7 @@ class BulkRun:
     ) -> None:
         """Run ``write``, and again (a few times) when the database rolled it back to break a
         deadlock or serialization conflict, if the transaction is its own and can be rerun."""
-        before = _Mark.of(self.outcome, progress)
+        before = Mark.of(self.outcome, progress)
         for attempt in range(1 + RETRIES):
             self._conflict = False
             try:
@@ -181,39 +184,11 @@ class BulkRun:
                 if not self._conflict:
                     raise
                 if not (owned and replayable) or attempt == RETRIES:
-                    raise self._deadlock(owned, replayable, attempt + 1, batch) from None
+                    label = self.scope.label
+                    raise deadlock_error(label, owned, replayable, attempt + 1, batch) from None
             before.restore(self.outcome, progress)
             # Apart, the transactions that deadlocked are likelier to pass each other.
-            time.sleep(random.uniform(0, _BACKOFF * 2**attempt))
-
-    def _deadlock(
-        self, owned: bool, replayable: bool, tries: int, batch: tuple[int, int] | None
-    ) -> DeadlockError:
-        what = (
-            "all of it"
-            if batch is None
-            else f"rows {batch[0]} to {batch[0] + batch[1] - 1} (earlier batches are committed)"
-        )
-        head = (
-            f"{self.scope.label}: the database rolled back this bulk write to break a deadlock or "
-            "serialization conflict with a concurrent transaction"
-        )
-        if not owned:
-            return DeadlockError(
-                f"{head}. It ran inside an enclosing transaction, which DataFlow cannot run again "
-                "(MySQL and MariaDB have already rolled all of it back): roll back and retry the "
-                "whole transaction, and let concurrent transactions write shared rows in the same "
-                "order"
-            )
-        if not replayable:
-            return DeadlockError(
-                f"{head}; nothing was written. Its rows came from a stream, which cannot be read "
-                "again: retry the call, or pass the rows as a list to let DataFlow retry it"
-            )
-        return DeadlockError(
-            f"{head}, {tries} times; {what} not written. Retry the call later, or write rows "
-            "sharing keys from fewer concurrent callers"
-        )
+            time.sleep(random.uniform(0, BACKOFF * 2**attempt))
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
@@ -226,7 +201,7 @@ class BulkRun:
                 # transactional (MySQL): there they would outlive the call on a pooled
                 # connection.
                 if not self.loader.transactional_ddl:
-                    _quietly(self._drop_stages, conn)
+                    quietly(self._drop_stages, conn)
                 self._created.clear()
                 raise
             self._drop_stages(conn)
@@ -279,7 +254,7 @@ class BulkRun:
         if order is not None:  # rows are updated, and so locked, in key order
             rows = [rows[i] for i in order]
             indexes = [indexes[i] for i in order]
-        for _, group, at in _grouped(rows, indexes, list(map(frozenset, rows))):
+        for _, group, at in grouped(rows, indexes, list(map(frozenset, rows))):
             # A row's version is the one it was read at: a condition, not a change.
             same = (VERSION,) if versioned and VERSION in group[0] else ()
             names = tuple(n for n in group[0] if n != self.pk and n not in same)
@@ -310,7 +285,7 @@ class BulkRun:
             rows = [rows[i] for i in order]
             indexes = [indexes[i] for i in order]
             given = [given[i] for i in order]
-        for names, group, at in _grouped(rows, indexes, given):
+        for names, group, at in grouped(rows, indexes, given):
             write = self._staged_insert(conn, group[0], names, shared)
             for part, part_at in split_on_repeats(group, at, keys):
                 self._apply(conn, part, part_at, write)
@@ -322,7 +297,7 @@ class BulkRun:
         returning = self._reserve and not self.loader.reserve_ids(conn, self.table, pk, rows)
         columns = tuple(c.name for c in self.table.c if c.name not in shared and c.name != pk)
         has_pk = list(map(dict.__contains__, rows, repeat(pk)))
-        for with_pk, group, at in _grouped(rows, indexes, has_pk):
+        for with_pk, group, at in grouped(rows, indexes, has_pk):
             names = (pk, *columns) if with_pk else columns
             if returning and not with_pk:
                 full = [dict.fromkeys(names) | row | shared for row in group]
@@ -595,7 +570,7 @@ class BulkRun:
                 self._refused(indexes[refused.position], _row_error(refused.error))
             return
         try:
-            with _savepoint(conn):
+            with savepoint(conn):
                 write(conn, items, indexes)
         except (sa_exc.DBAPIError, RowRefused) as exc:
             error = exc.error if isinstance(exc, RowRefused) else exc
@@ -618,81 +593,8 @@ class BulkRun:
         self._failed(index, describe(exc), None, error)
 
 
-@contextmanager
-def _savepoint(conn: Connection) -> Iterator[None]:
-    """A savepoint as plain SQL: SQLAlchemy's ``begin_nested()`` costs far more in Python."""
-    conn.exec_driver_sql("SAVEPOINT dataflow_bulk")
-    try:
-        yield
-    except BaseException:
-        # When the savepoint is gone with its transaction (MySQL rolls all of it back to break
-        # a deadlock; a killed connection), the error that ended it is the one to report.
-        _quietly(conn.exec_driver_sql, "ROLLBACK TO SAVEPOINT dataflow_bulk")
-        raise
-    conn.exec_driver_sql("RELEASE SAVEPOINT dataflow_bulk")
-
-
-def _quietly(cleanup: Callable[..., Any], *args: Any) -> None:
-    """Run ``cleanup`` after an error, never letting its own failure replace that error."""
-    try:
-        cleanup(*args)
-    except sa_exc.SQLAlchemyError:
-        log.debug("cleanup after a failed bulk write failed", exc_info=True)
-
-
-def owns_transaction(database: TransactionHost) -> bool:
-    """Whether a statement on ``database`` would begin a transaction rather than join one."""
-    return find_transaction(database, create=False) is None and open_scope() is None
-
-
-@dataclass(frozen=True, slots=True)
-class _Mark:
-    """An outcome's counts (and progress) before a write, to go back to if it is run again."""
-
-    counts: tuple[int, int, int, int]
-    failed: int
-    ids: int
-    done: int
-
-    @classmethod
-    def of(cls, outcome: Outcome, progress: Progress | None) -> _Mark:
-        return cls(
-            (outcome.processed, outcome.inserted, outcome.updated, outcome.skipped),
-            len(outcome.failed),
-            0 if outcome.ids is None else len(outcome.ids),
-            0 if progress is None else progress.done,
-        )
-
-    def restore(self, outcome: Outcome, progress: Progress | None) -> None:
-        outcome.processed, outcome.inserted, outcome.updated, outcome.skipped = self.counts
-        del outcome.failed[self.failed :]
-        if outcome.ids is not None:
-            del outcome.ids[self.ids :]
-        if progress is not None:
-            progress.rewind(self.done)
-
-
 def _row_error(error: sa_exc.DBAPIError) -> sa_exc.DBAPIError:
     """``error`` if a row's values can cause it; any other error is raised as it is."""
     if not isinstance(error, _ROW_ERRORS):
         raise error
     return error
-
-
-def _grouped(
-    rows: list[Row], indexes: list[int], kinds: list[Any]
-) -> Iterator[tuple[Any, list[Row], list[int]]]:
-    """``(kind, rows, indexes)`` for each kind of row (one kind per row), in row order."""
-    if not rows:
-        return
-    first = kinds[0]
-    if kinds.count(first) == len(kinds):
-        yield first, rows, indexes
-        return
-    groups: dict[Any, tuple[list[Row], list[int]]] = {}
-    for row, index, kind in zip(rows, indexes, kinds, strict=True):
-        group = groups.setdefault(kind, ([], []))
-        group[0].append(row)
-        group[1].append(index)
-    for kind, (group_rows, group_indexes) in groups.items():
-        yield kind, group_rows, group_indexes
